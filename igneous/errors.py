@@ -1,0 +1,21 @@
+"""Exceptions that mean "the user asked for something that cannot be done".
+
+Every planner raises :class:`InvalidParameterError` (a ``ValueError``) before it writes
+anything; the CLI turns it into a one-line click usage error with exit code 2.
+"""
+
+from __future__ import annotations
+
+__all__ = ["InvalidParameterError", "LayerNotFoundError"]
+
+
+class InvalidParameterError(ValueError):
+    """A parameter is out of range, inconsistent, or names something that does not exist."""
+
+
+class LayerNotFoundError(InvalidParameterError):
+    """The layer path has no readable ``info`` file."""
+
+    def __init__(self, path: str):
+        super().__init__(f"no Precomputed layer at {path} (its info file is missing or unreadable)")
+        self.path = path

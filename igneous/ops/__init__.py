@@ -1,0 +1,1 @@
+"""Pure compute: numpy in, numpy out. No storage, no queues."""

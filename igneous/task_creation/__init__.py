@@ -1,0 +1,15 @@
+"""Task creation: plan work over a volume and return lazy iterators of tasks (SPEC §2).
+
+``igneous.task_creation.X`` reaches every ``create_*`` function; helpers live in the
+submodules (``common``, ``image``, …).
+"""
+
+from igneous.task_creation.common import FinelyDividedTaskIterator, get_bounds, num_tasks, set_encoding
+from igneous.task_creation.downsample import create_fixup_downsample_tasks
+from igneous.task_creation.image import *  # noqa: F403
+from igneous.task_creation.image import __all__ as _image_all
+from igneous.task_creation.reorder import create_reordering_tasks
+
+__all__ = list(_image_all) + ["create_reordering_tasks", "create_fixup_downsample_tasks"]
+
+_helpers = (FinelyDividedTaskIterator, get_bounds, num_tasks, set_encoding)

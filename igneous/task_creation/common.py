@@ -1,0 +1,233 @@
+"""Planning helpers shared by every capability: the task grid, bounds, provenance."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import getpass
+import logging
+import math
+import os
+import subprocess
+from datetime import datetime, timezone
+from typing import Callable, Iterator, Optional, Sequence
+
+import numpy as np
+from cloudvolume import CloudVolume
+from cloudvolume.lib import Bbox, Vec
+
+from igneous.errors import InvalidParameterError
+from igneous.volumes import set_encoding
+
+__all__ = [
+    "FinelyDividedTaskIterator",
+    "GridTasks",
+    "operator_contact",
+    "prod",
+    "get_bounds",
+    "num_tasks",
+    "set_encoding",
+    "record_provenance",
+    "task_kwargs",
+    "as_triple",
+]
+
+log = logging.getLogger(__name__)
+
+
+def prod(x) -> int:
+    """Product of a sequence of integers (as a Python int, never overflowing)."""
+    return functools.reduce(lambda a, b: a * int(b), x, 1)
+
+
+def as_triple(value, name: str, positive: bool = True, allow_zero: bool = False) -> Vec:
+    """Validate a 3-vector of integers given by a user; returns a ``Vec``."""
+    try:
+        vals = [v for v in value]
+    except TypeError:
+        raise InvalidParameterError(f"{name} must be three integers x,y,z; got {value!r}") from None
+    if len(vals) != 3 or any(isinstance(v, bool) or int(v) != v for v in vals):
+        raise InvalidParameterError(f"{name} must be three integers x,y,z; got {value!r}")
+    vals = [int(v) for v in vals]
+    if positive and any(v < 0 or (v == 0 and not allow_zero) for v in vals):
+        kind = "non-negative" if allow_zero else "positive"
+        raise InvalidParameterError(f"{name} must be three {kind} integers; got {tuple(vals)}")
+    return Vec(*vals)
+
+
+def num_tasks(bounds: Bbox, shape: Sequence[int]) -> int:
+    """Number of grid cells of ``shape`` needed to cover ``bounds``."""
+    size = Vec(*bounds.size3())
+    return prod(int(math.ceil(s / float(sh))) for s, sh in zip(size, shape))
+
+
+class FinelyDividedTaskIterator:
+    """A lazy, sized grid of tasks over ``bounds`` in cells of ``shape`` (x fastest).
+
+    Subclasses override ``task(shape, offset)`` and optionally ``on_finish()``, which
+    runs once iteration has yielded every task. Supports ``len()`` and slicing, so a
+    petavoxel plan of millions of tasks costs constant memory until inserted.
+    """
+
+    def __init__(self, bounds: Bbox, shape: Sequence[int]):
+        self.bounds = Bbox.create(bounds)
+        self.shape = Vec(*shape)
+        self.start = 0
+        self.end = num_tasks(self.bounds, self.shape)
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+    def __getitem__(self, slc):
+        if not isinstance(slc, slice) or slc.step not in (None, 1):
+            raise TypeError("task iterators support contiguous slices only, e.g. tasks[100:200]")
+        itr = copy.copy(self)
+        start, stop, _ = slc.indices(len(self))
+        itr.start = self.start + start
+        itr.end = self.start + max(start, stop)
+        return itr
+
+    def task(self, shape: Vec, offset: Vec):
+        raise NotImplementedError()
+
+    def on_finish(self) -> None:
+        pass
+
+    def __iter__(self) -> Iterator:
+        size = self.bounds.size3()
+        sx, sy, sz = (int(v) for v in self.shape)
+        gx = int(math.ceil(size[0] / sx))
+        gy = int(math.ceil(size[1] / sy))
+        minx, miny, minz = (int(v) for v in self.bounds.minpt)
+        shape = Vec(sx, sy, sz)
+        for i in range(self.start, self.end):
+            x, rem = i % gx, i // gx
+            y, z = rem % gy, rem // gy
+            yield self.task(shape, Vec(minx + x * sx, miny + y * sy, minz + z * sz))
+        self.on_finish()
+
+
+class GridTasks(FinelyDividedTaskIterator):
+    """The grid iterator every creator uses: ``make_task(shape=, offset=)`` per cell.
+
+    ``make_task`` is normally ``functools.partial(TaskFn, **common_kwargs)`` and
+    ``finish`` a picklable callable (e.g. a provenance recorder), so the iterator can be
+    handed to other processes for parallel insertion.
+
+    With ``clip`` the cells on the far edges are cut to ``bounds`` (for tasks that act on
+    exactly their box); without it every cell has the nominal shape, which pyramid tasks
+    need to know which levels they can write.
+    """
+
+    def __init__(
+        self,
+        bounds: Bbox,
+        shape: Sequence[int],
+        make_task: Callable,
+        finish: Optional[Callable] = None,
+        clip: bool = False,
+    ):
+        super().__init__(bounds, shape)
+        self.make_task = make_task
+        self.finish = finish
+        self.clip = clip
+
+    def task(self, shape: Vec, offset: Vec):
+        if self.clip:
+            shape = Vec(*np.minimum(shape, self.bounds.maxpt - offset))
+        return functools.partial(self.make_task, shape=shape.tolist(), offset=offset.tolist())
+
+    def on_finish(self) -> None:
+        if self.finish is not None and self.start == 0:
+            self.finish()
+
+
+@functools.lru_cache(maxsize=1)
+def operator_contact() -> str:
+    """Who is running this: ``git config user.email``, else the login name."""
+    try:
+        email = subprocess.run(
+            ["git", "config", "user.email"], capture_output=True, text=True, timeout=5, check=False
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        email = ""
+    if email:
+        return email
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        return os.environ.get("USER", "unknown")
+
+
+def _jsonable(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, (Vec, np.ndarray)):
+        return value.tolist()
+    if isinstance(value, Bbox):
+        return [int(v) for v in value.to_list()]
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def record_provenance(layer_path: str, task_name: str, params: dict, sources: Sequence[str] = ()) -> None:
+    """Append one ``processing`` record (and any new ``sources``) to a layer's provenance."""
+    vol = CloudVolume(layer_path, progress=False, cdn_cache=False)
+    vol.provenance.processing.append(
+        {
+            "method": {"task": task_name, **_jsonable(params)},
+            "by": operator_contact(),
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M %Z"),
+        }
+    )
+    for src in sources:
+        if src not in vol.provenance.sources:
+            vol.provenance.sources.append(src)
+    vol.commit_provenance()
+
+
+def task_kwargs(**kwargs) -> dict:
+    """The task's keyword arguments, JSON-ready, named once for the task and its provenance."""
+    return {k: _jsonable(v) for k, v in kwargs.items()}
+
+
+def to_bbox(bounds) -> Bbox:
+    """A user's bounds as a Bbox: a Bbox, [x0,y0,z0,x1,y1,z1], or [[x0,y0,z0],[x1,y1,z1]]."""
+    if isinstance(bounds, Bbox):
+        return bounds.clone()
+    try:
+        flat = np.asarray(bounds, dtype=np.int64).reshape(-1)
+        if flat.size == 6:
+            return Bbox(flat[:3], flat[3:])
+        return Bbox.create(bounds)
+    except Exception:
+        raise InvalidParameterError(f"bounds must be a Bbox or [x0,y0,z0,x1,y1,z1]; got {bounds!r}") from None
+
+
+def get_bounds(vol: CloudVolume, bounds, mip: int, bounds_mip: int = 0, chunk_size=None) -> Bbox:
+    """The region to process at ``mip``: the whole layer, or ``bounds`` (given at ``bounds_mip``)
+    expanded to whole chunks and clipped to the layer. Bounds that miss the layer are refused.
+    """
+    layer = vol.meta.bounds(mip)
+    if bounds is None:
+        selected = layer.clone()
+    else:
+        bbox = to_bbox(bounds)
+        if np.any(bbox.size3() <= 0):
+            raise InvalidParameterError(f"bounds {bbox.to_list()} are empty")
+        selected = vol.bbox_to_mip(bbox, mip=bounds_mip, to_mip=mip)
+        if not Bbox.intersects(selected, layer) or np.any(Bbox.intersection(selected, layer).size3() <= 0):
+            raise InvalidParameterError(
+                f"bounds {bbox.to_list()} (at mip {bounds_mip}) lie outside the layer bounds "
+                f"{vol.meta.bounds(bounds_mip).to_list()}"
+            )
+        chunk = vol.meta.chunk_size(mip) if chunk_size is None else Vec(*chunk_size)
+        selected = selected.expand_to_chunk_size(chunk, offset=vol.meta.voxel_offset(mip))
+        selected = Bbox.clamp(selected, layer)
+    log.info("Volume Bounds: %s; Selected ROI: %s", layer, selected)
+    return selected

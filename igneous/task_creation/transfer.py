@@ -1,0 +1,303 @@
+"""Planning transfers: copy, rechunk, re-encode, translate, with on-the-fly pyramids."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import math
+from typing import Optional
+
+import numpy as np
+from cloudfiles import paths as cfpaths
+from cloudvolume import CloudVolume
+from cloudvolume.exceptions import InfoUnavailableError
+from cloudvolume.lib import Bbox, Vec
+
+from igneous import downsample_scales as dss
+from igneous.errors import InvalidParameterError
+from igneous.ops.downsample import resolve_method
+from igneous.task_creation.common import GridTasks, as_triple, get_bounds, record_provenance, task_kwargs
+from igneous.task_creation.downsample import (
+    MEMORY_TARGET,
+    add_pyramid_scales,
+    check_count,
+    check_factor,
+    check_memory_target,
+)
+from igneous.tasks.image.image import TransferTask
+from igneous.types import DownsampleMethods, ShapeType
+from igneous.volumes import (
+    check_encoding,
+    clean_xfer_info,
+    default_compress,
+    normalize_compress,
+    normalize_encoding,
+    open_volume,
+    set_encoding,
+)
+from igneous.volumes import (
+    truncate_scales as truncate_info_scales,
+)
+
+__all__ = [
+    "create_transfer_tasks",
+    "create_transfer_cloudvolume",
+    "clean_xfer_info",
+    "_select_compression_by_encoding",
+    "check_distinct_layers",
+]
+
+
+def _select_compression_by_encoding(encoding: str):
+    """SPEC's 'auto' compression: gzip for raw and segmentation codecs, none for image codecs."""
+    return default_compress(encoding)
+
+
+def check_distinct_layers(src: str, dest: str) -> None:
+    if cfpaths.normalize(src).rstrip("/") == cfpaths.normalize(dest).rstrip("/"):
+        raise InvalidParameterError(
+            f"destination {dest} is the source layer; transferring onto itself would overwrite the data it reads"
+        )
+
+
+def _existing_info(path: str) -> Optional[dict]:
+    try:
+        return CloudVolume(path, progress=False, cdn_cache=False).info
+    except InfoUnavailableError:
+        return None
+
+
+def create_transfer_cloudvolume(
+    src_vol: CloudVolume,
+    dst_cloudpath: str,
+    dest_voxel_offset,
+    mip: int,
+    bounds_mip: int,
+    encoding,
+    encoding_level,
+    encoding_effort,
+    chunk_size,
+    truncate_scales: bool,
+    clean_info: bool,
+    cutout: bool,
+    bounds: Bbox,
+    translate=(0, 0, 0),
+) -> CloudVolume:
+    """The destination layer's info (not yet committed): the source's, re-chunked, re-encoded,
+    translated and cut out as asked. An existing destination keeps its own info."""
+    existing = _existing_info(dst_cloudpath)
+    if existing is not None:
+        dest = CloudVolume(dst_cloudpath, progress=False, cdn_cache=False)
+        _check_compatible(src_vol, dest, mip)
+        return dest
+
+    info = copy.deepcopy(src_vol.info)
+    if truncate_scales:
+        truncate_info_scales(info, mip)
+    if clean_info:
+        clean_xfer_info(info)
+    dest = CloudVolume(dst_cloudpath, info=info, progress=False, cdn_cache=False)
+    translate = Vec(*translate)
+    for m in range(len(dest.info["scales"])):
+        scale = dest.info["scales"][m]
+        ratio = np.array(dest.meta.resolution(mip), dtype=float) / np.array(dest.meta.resolution(m), dtype=float)
+        shift = np.floor(np.array(translate) * ratio).astype(int)
+        if cutout:
+            box = src_vol.bbox_to_mip(bounds, mip, m)
+            scale["voxel_offset"] = (box.minpt + shift).tolist()
+            scale["size"] = box.size3().tolist()
+        else:
+            scale["voxel_offset"] = (np.array(scale["voxel_offset"]) + shift).tolist()
+    if chunk_size is not None:
+        dest.info["scales"][mip]["chunk_sizes"] = [list(chunk_size)]
+    set_encoding(dest, mip, encoding, encoding_level, encoding_effort)
+    return dest
+
+
+def _check_compatible(src: CloudVolume, dest: CloudVolume, mip: int) -> None:
+    if mip >= len(dest.info["scales"]):
+        raise InvalidParameterError(f"existing destination {dest.cloudpath} has no mip {mip}")
+    if np.dtype(src.dtype) != np.dtype(dest.dtype) or src.num_channels != dest.num_channels:
+        raise InvalidParameterError(
+            f"existing destination {dest.cloudpath} is {dest.dtype}×{dest.num_channels}; "
+            f"source is {src.dtype}×{src.num_channels} (pick a new destination)"
+        )
+
+
+def create_transfer_tasks(
+    src_layer_path: str,
+    dest_layer_path: str,
+    chunk_size: Optional[ShapeType] = None,
+    shape: Optional[ShapeType] = None,
+    fill_missing: bool = False,
+    translate: Optional[ShapeType] = None,
+    bounds=None,
+    mip: int = 0,
+    preserve_chunk_size: bool = True,
+    encoding: Optional[str] = None,
+    skip_downsamples: bool = False,
+    delete_black_uploads: bool = False,
+    background_color: int = 0,
+    agglomerate: bool = False,
+    timestamp: Optional[int] = None,
+    compress="auto",
+    factor: Optional[ShapeType] = None,
+    sparse: bool = False,
+    dest_voxel_offset: Optional[ShapeType] = None,
+    memory_target: int = MEMORY_TARGET,
+    max_mips: int = 5,
+    clean_info: bool = False,
+    no_src_update: bool = False,
+    bounds_mip: int = 0,
+    encoding_level: Optional[int] = None,
+    truncate_scales: bool = True,
+    cutout: bool = False,
+    stop_layer: Optional[int] = None,
+    downsample_method: int = DownsampleMethods.AUTO,
+    encoding_effort: Optional[int] = None,
+    use_https_for_source: bool = False,
+):
+    """Plan a copy of ``src_layer_path`` at ``mip`` into ``dest_layer_path``.
+
+    Rechunks (``chunk_size``), re-encodes (``encoding``/``encoding_level``/``encoding_effort``),
+    shifts (``translate`` or ``dest_voxel_offset``), crops (``bounds`` with ``cutout``) and,
+    unless ``skip_downsamples``, builds up to ``max_mips`` pyramid levels from each task's
+    block so the pyramid costs no second read. Task shape comes from ``memory_target``
+    unless ``shape`` is given (it must be whole destination chunks).
+
+    Returns:
+        A lazy, sized iterator of ``TransferTask``; provenance is recorded on the destination
+        (and on the source unless ``no_src_update``) when it is exhausted.
+
+    Raises:
+        InvalidParameterError: before anything is written, for any unusable parameter.
+    """
+    check_distinct_layers(src_layer_path, dest_layer_path)
+    src = open_volume(src_layer_path, mip, use_https=use_https_for_source)
+    factor = check_factor(factor if factor is not None else (2, 2, 1))
+    memory_target = check_memory_target(memory_target)
+    max_mips = check_count(max_mips, "max_mips", minimum=0)
+    method = resolve_method(downsample_method, src.layer_type, src.dtype)
+    encoding = normalize_encoding(encoding)
+    out_encoding = encoding or src.meta.encoding(mip)
+    check_encoding(out_encoding, src.dtype, src.num_channels)
+    compress = normalize_compress(compress, out_encoding)
+    if chunk_size is not None:
+        chunk_size = as_triple(chunk_size, "chunk_size")
+
+    translate = Vec(0, 0, 0) if translate is None else as_triple(translate, "translate", positive=False)
+    selected = get_bounds(src, bounds, mip, bounds_mip)
+    if dest_voxel_offset is not None:
+        dest_voxel_offset = as_triple(dest_voxel_offset, "dest_voxel_offset", positive=False)
+        if translate.any():
+            raise InvalidParameterError("give translate or dest_voxel_offset, not both")
+        origin = selected.minpt if cutout else src.meta.voxel_offset(mip)
+        translate = dest_voxel_offset - origin
+
+    dest = create_transfer_cloudvolume(
+        src,
+        dest_layer_path,
+        dest_voxel_offset,
+        mip,
+        bounds_mip,
+        encoding,
+        encoding_level,
+        encoding_effort,
+        chunk_size,
+        truncate_scales,
+        clean_info,
+        cutout,
+        selected,
+        translate,
+    )
+    dest_chunk = dest.meta.chunk_size(mip)
+    itemsize = np.dtype(src.dtype).itemsize * src.num_channels
+
+    if shape is None:
+        if skip_downsamples or max_mips == 0:
+            shape = _copy_shape(dest_chunk, itemsize, memory_target)
+        else:
+            shape = Vec(
+                *dss.downsample_shape_from_memory_target(
+                    itemsize, dest_chunk.x, dest_chunk.y, dest_chunk.z, factor, memory_target, max_mips=max_mips
+                )
+            )
+        if factor[2] == 1:
+            shape = Vec(shape.x, shape.y, dest_chunk.z)
+    else:
+        shape = as_triple(shape, "shape")
+    if np.any(shape % dest_chunk):
+        raise InvalidParameterError(
+            f"shape {tuple(shape)} must be a multiple of the destination chunk size {tuple(dest_chunk)}"
+        )
+
+    if not skip_downsamples and max_mips > 0:
+        levels = _levels_for(dest, mip, shape, factor, max_mips)
+        if levels:
+            add_pyramid_scales(dest, mip, levels, factor, dest_chunk, encoding, encoding_level, encoding_effort)
+    dest_bounds = Bbox.clamp(
+        (selected + translate).expand_to_chunk_size(shape, offset=dest.meta.voxel_offset(mip)),
+        dest.meta.bounds(mip),
+    )
+    dest.commit_info()
+
+    kwargs = task_kwargs(
+        src_path=src_layer_path,
+        dest_path=dest_layer_path,
+        mip=mip,
+        translate=list(translate),
+        fill_missing=bool(fill_missing),
+        skip_downsamples=bool(skip_downsamples),
+        delete_black_uploads=bool(delete_black_uploads),
+        background_color=background_color,
+        agglomerate=bool(agglomerate),
+        timestamp=timestamp,
+        compress=compress,
+        factor=list(factor),
+        sparse=bool(sparse),
+        max_mips=max_mips,
+        stop_layer=stop_layer,
+        downsample_method=int(method),
+        use_https_for_source=bool(use_https_for_source),
+    )
+    sources = [] if no_src_update else [src_layer_path]
+    finish = functools.partial(
+        _record_transfer,
+        src_layer_path,
+        dest_layer_path,
+        not no_src_update,
+        {**kwargs, "shape": shape, "bounds": dest_bounds},
+        sources,
+    )
+    return GridTasks(dest_bounds, shape, functools.partial(TransferTask, **kwargs), finish)
+
+
+def _copy_shape(chunk: Vec, itemsize: int, memory_target: int) -> Vec:
+    """Largest x,y multiple of the chunk (z = one chunk) whose cutout fits the memory target."""
+    per_chunk = itemsize * int(np.prod(chunk))
+    if per_chunk > memory_target:
+        raise InvalidParameterError(f"memory_target {memory_target} is below one chunk ({per_chunk} bytes)")
+    k = int(math.isqrt(memory_target // per_chunk))
+    k = max(1, 2 ** int(math.log2(k))) if k >= 1 else 1
+    return Vec(chunk.x * k, chunk.y * k, chunk.z)
+
+
+def _levels_for(dest: CloudVolume, mip: int, shape: Vec, factor: Vec, max_mips: int) -> int:
+    """Pyramid levels a task of ``shape`` can write chunk-aligned (scales added as if present)."""
+    levels = 0
+    chunk = dest.meta.chunk_size(mip)
+    size = dest.meta.bounds(mip).size3()
+    for k in range(1, max_mips + 1):
+        scale = factor**k
+        if np.any(shape % scale) or np.any(((shape // scale) % chunk != 0) & (shape < size)):
+            break
+        if np.all((size // scale) <= 1):
+            break
+        levels = k
+    return levels
+
+
+def _record_transfer(src_path: str, dest_path: str, update_src: bool, params: dict, sources) -> None:
+    record_provenance(dest_path, "TransferTask", params, sources)
+    if update_src and src_path.split("://")[0] in ("gs", "s3", "file"):
+        record_provenance(src_path, "TransferTask", {**params, "dest_path": dest_path})

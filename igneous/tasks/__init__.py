@@ -1,0 +1,7 @@
+"""Tasks: the units of work that travel through queues. Importing this registers every
+task under its wire name (SPEC §3.7), which a worker needs before it leases."""
+
+from igneous.tasks.image import *  # noqa: F403
+from igneous.tasks.image import __all__ as _image_all
+
+__all__ = list(_image_all)

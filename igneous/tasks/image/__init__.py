@@ -1,0 +1,23 @@
+"""Image tasks."""
+
+from igneous.tasks.image.image import (
+    BlackoutTask,
+    DeleteTask,
+    DownsampleTask,
+    QuantizeTask,
+    ReorderTask,
+    TouchTask,
+    TransferTask,
+    downsample_and_upload,
+)
+
+__all__ = [
+    "BlackoutTask",
+    "DeleteTask",
+    "DownsampleTask",
+    "QuantizeTask",
+    "TouchTask",
+    "TransferTask",
+    "downsample_and_upload",
+]
+_not_exported = (ReorderTask,)  # SPEC §3: ReorderTask is importable only from igneous.tasks.image

@@ -1,0 +1,122 @@
+"""Reading and writing image boxes: what every image task shares."""
+
+from __future__ import annotations
+
+from typing import List, Optional, Sequence
+
+import numpy as np
+from cloudvolume import CloudVolume
+from cloudvolume.lib import Bbox, Vec
+
+from igneous.downsample_scales import axis_to_factor
+
+__all__ = ["source_volume", "dest_volume", "task_box", "pyramid_factor", "writable_levels", "level_box"]
+
+
+def source_volume(
+    path: str,
+    mip: int,
+    fill_missing: bool = False,
+    agglomerate: bool = False,
+    timestamp=None,
+    stop_layer=None,
+    use_https: bool = False,
+    codec_threads: int = 1,
+) -> CloudVolume:
+    kwargs = dict(
+        mip=mip,
+        fill_missing=fill_missing,
+        progress=False,
+        cdn_cache=False,
+        use_https=use_https,
+        codec_threads=codec_threads,
+    )
+    if path.startswith("graphene://"):
+        kwargs.update(agglomerate=agglomerate, timestamp=timestamp, stop_layer=stop_layer)
+    return CloudVolume(path, **kwargs)
+
+
+def dest_volume(
+    path: str,
+    mip: int,
+    compress=None,
+    delete_black_uploads: bool = False,
+    background_color: int = 0,
+    codec_threads: int = 1,
+) -> CloudVolume:
+    return CloudVolume(
+        path,
+        mip=mip,
+        compress=compress,
+        progress=False,
+        cdn_cache=False,
+        delete_black_uploads=delete_black_uploads,
+        background_color=background_color,
+        non_aligned_writes=False,
+        codec_threads=codec_threads,
+    )
+
+
+def task_box(vol: CloudVolume, mip: int, shape: Sequence[int], offset: Sequence[int]) -> Bbox:
+    """The task's box at ``mip`` clipped to the layer: what it reads and owns."""
+    box = Bbox(Vec(*offset), Vec(*offset) + Vec(*shape))
+    return Bbox.clamp(box, vol.meta.bounds(mip))
+
+
+def pyramid_factor(vol: CloudVolume, mip: int, factor: Optional[Sequence[int]], axis: str = "z") -> Vec:
+    """The factor between ``mip`` and ``mip + 1``: given, else read from the scales, else by axis."""
+    if factor is not None:
+        return Vec(*factor)
+    if mip + 1 < len(vol.info["scales"]):
+        ratio = np.array(vol.meta.resolution(mip + 1)) / np.array(vol.meta.resolution(mip))
+        return Vec(*np.round(ratio).astype(int))
+    return Vec(*axis_to_factor(axis))
+
+
+def writable_levels(
+    vol: CloudVolume, mip: int, shape: Sequence[int], factor: Sequence[int], max_mips: Optional[int]
+) -> int:
+    """How many levels above ``mip`` this task can write without sharing a chunk with a neighbour.
+
+    Level k is writable when the layer has that scale, its resolution is mip's times
+    factor**k, and the task shape divided by factor**k tiles whole chunks of that scale
+    on every axis (or the task spans the layer on that axis).
+    """
+    factor = np.array(factor, dtype=int)
+    shape = np.array(shape, dtype=int)
+    base_res = np.array(vol.meta.resolution(mip), dtype=float)
+    layer_size = np.array(vol.meta.bounds(mip).size3(), dtype=int)
+    levels = 0
+    while max_mips is None or levels < max_mips:
+        k = levels + 1
+        if mip + k >= len(vol.info["scales"]):
+            break
+        scale = factor**k
+        if not np.allclose(np.array(vol.meta.resolution(mip + k), dtype=float), base_res * scale):
+            break
+        if np.any(shape % scale):
+            break
+        chunk = np.array(vol.meta.chunk_size(mip + k), dtype=int)
+        spans = shape >= layer_size
+        if np.any(((shape // scale) % chunk != 0) & ~spans):
+            break
+        levels = k
+    return levels
+
+
+def level_box(vol: CloudVolume, mip: int, box: Bbox, factor: Sequence[int], level: int) -> Bbox:
+    """Where the level-``level`` downsample of ``box`` (at ``mip``) lands.
+
+    Pyramid levels are computed relative to the layer origin, as CloudVolume lays out
+    scales (offset floor(o / f), size ceil(n / f)), so any voxel_offset works.
+    """
+    scale = Vec(*factor) ** level
+    origin = vol.meta.voxel_offset(mip)
+    origin_k = vol.meta.voxel_offset(mip + level)
+    lo = origin_k + (box.minpt - origin) // scale
+    hi = origin_k + -(-(box.maxpt - origin) // scale)
+    return Bbox.clamp(Bbox(lo, hi), vol.meta.bounds(mip + level))
+
+
+def as_list(x) -> List[int]:
+    return [int(v) for v in x]

@@ -1,0 +1,281 @@
+"""Image tasks (wire module ``igneous.tasks.image.image``, SPEC §3.1, §3.7).
+
+Each task is thin: normalise arguments, read a box, call pure compute in
+``igneous.ops``, write. Every task writes only chunks inside its own box, so running it
+twice writes the same files (tasks are idempotent).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+from cloudvolume.lib import Bbox, Vec
+
+from igneous.ops.downsample import pyramid, resolve_method
+from igneous.ops.quantize import quantize_affinities
+from igneous.tasks.image.common import (
+    dest_volume,
+    level_box,
+    pyramid_factor,
+    source_volume,
+    task_box,
+    writable_levels,
+)
+from igneous.tasks.registry import queueable
+from igneous.types import DownsampleMethods
+
+__all__ = [
+    "TransferTask",
+    "DownsampleTask",
+    "DeleteTask",
+    "BlackoutTask",
+    "TouchTask",
+    "QuantizeTask",
+    "ReorderTask",
+    "downsample_and_upload",
+]
+
+log = logging.getLogger(__name__)
+WIRE = "igneous.tasks.image.image"
+
+
+def downsample_and_upload(
+    image: np.ndarray,
+    bounds: Bbox,
+    vol,
+    ds_shape: Sequence[int],
+    mip: int = 0,
+    axis: str = "z",
+    skip_first: bool = False,
+    sparse: bool = False,
+    factor=None,
+    max_mips: Optional[int] = None,
+    method: int = DownsampleMethods.AUTO,
+) -> int:
+    """Write ``image`` (the box ``bounds`` at ``mip``) and the pyramid levels above it to ``vol``.
+
+    ``ds_shape`` is the task's nominal shape; it decides how many levels can be written
+    chunk-aligned. Returns the number of downsampled levels written.
+    """
+    if not skip_first:
+        vol.image.upload(image, bounds.minpt, mip)
+    factor = pyramid_factor(vol, mip, factor, axis)
+    levels = writable_levels(vol, mip, ds_shape, factor, max_mips)
+    if levels == 0:
+        return 0
+    method = resolve_method(method, vol.layer_type, vol.dtype)
+    for k, level in enumerate(pyramid(image, factor, levels, method, sparse), start=1):
+        vol.image.upload(level, level_box(vol, mip, bounds, factor, k).minpt, mip + k)
+    return levels
+
+
+@queueable(WIRE)
+def TransferTask(
+    src_path,
+    dest_path,
+    mip,
+    shape,
+    offset,
+    translate=(0, 0, 0),
+    fill_missing=False,
+    skip_first=False,
+    skip_downsamples=False,
+    delete_black_uploads=False,
+    background_color=0,
+    sparse=False,
+    axis="z",
+    agglomerate=False,
+    timestamp=None,
+    compress="gzip",
+    factor=None,
+    max_mips=None,
+    stop_layer=None,
+    downsample_method=DownsampleMethods.AUTO,
+    use_https_for_source=False,
+    codec_threads=1,
+):
+    """Copy the dest box ``offset + shape`` (minus ``translate`` in the source) and build
+    its downsamples. ``shape``/``offset`` are in dest voxels at ``mip``."""
+    translate = Vec(*translate)
+    src = source_volume(
+        src_path, mip, fill_missing, agglomerate, timestamp, stop_layer, use_https_for_source, codec_threads
+    )
+    dest = dest_volume(dest_path, mip, compress, delete_black_uploads, background_color, codec_threads)
+    dst_box = task_box(dest, mip, shape, offset)
+    if dst_box.subvoxel():
+        return
+    src_box = dst_box - translate
+    levels_wanted = 0 if skip_downsamples else max_mips
+
+    if (
+        not skip_first
+        and (skip_downsamples or _top_mip(dest, mip))
+        and not translate.any()
+        and _same_layout(src, dest, mip)
+        and not delete_black_uploads
+    ):
+        src.image.transfer_to(dest_path, src_box, mip, compress=compress)
+        return
+
+    image = read_box(src, src_box, mip)
+    downsample_and_upload(
+        image,
+        dst_box,
+        dest,
+        shape,
+        mip=mip,
+        axis=axis,
+        skip_first=skip_first,
+        sparse=sparse,
+        factor=factor,
+        max_mips=levels_wanted,
+        method=downsample_method,
+    )
+
+
+def read_box(vol, box: Bbox, mip: int) -> np.ndarray:
+    """Download ``box``; voxels outside the layer (a translated or expanded box) are 0."""
+    inside = Bbox.intersection(box, vol.meta.bounds(mip))
+    if inside == box:
+        return vol.download(box, mip)
+    image = np.zeros(tuple(box.size3()) + (vol.num_channels,), dtype=vol.dtype, order="F")
+    if not inside.subvoxel():
+        lo = inside.minpt - box.minpt
+        hi = lo + inside.size3()
+        image[lo.x : hi.x, lo.y : hi.y, lo.z : hi.z] = vol.download(inside, mip)
+    return image
+
+
+def _top_mip(vol, mip: int) -> bool:
+    return mip + 1 >= len(vol.info["scales"])
+
+
+def _same_layout(src, dest, mip: int) -> bool:
+    """True when chunk files can be copied byte for byte (fast path)."""
+    keys = ("chunk_sizes", "voxel_offset", "size", "encoding", "compressed_segmentation_block_size", "resolution")
+    a, b = src.info["scales"][mip], dest.info["scales"][mip]
+    return (
+        all(a.get(k) == b.get(k) for k in keys)
+        and src.dtype == dest.dtype
+        and src.num_channels == dest.num_channels
+        and not src.image.is_sharded(mip)
+        and not dest.image.is_sharded(mip)
+        and src.meta.path.format == dest.meta.path.format == "precomputed"
+    )
+
+
+@queueable(WIRE)
+def DownsampleTask(
+    layer_path,
+    mip,
+    shape,
+    offset,
+    fill_missing=False,
+    axis="z",
+    sparse=False,
+    delete_black_uploads=False,
+    background_color=0,
+    dest_path=None,
+    compress="gzip",
+    factor=None,
+    max_mips=None,
+    method=DownsampleMethods.AUTO,
+    codec_threads=1,
+):
+    """Read the box at ``mip`` and write levels ``mip+1 …`` (to ``dest_path`` if given)."""
+    TransferTask(
+        src_path=layer_path,
+        dest_path=dest_path or layer_path,
+        mip=mip,
+        shape=shape,
+        offset=offset,
+        fill_missing=fill_missing,
+        skip_first=True,
+        delete_black_uploads=delete_black_uploads,
+        background_color=background_color,
+        sparse=sparse,
+        axis=axis,
+        compress=compress,
+        factor=factor,
+        max_mips=max_mips,
+        downsample_method=method,
+        codec_threads=codec_threads,
+    )
+
+
+@queueable(WIRE)
+def DeleteTask(layer_path, shape, offset, mip=0, num_mips=5):
+    """Delete the chunks of the box at ``mip`` and the same region at up to ``num_mips`` levels above."""
+    vol = dest_volume(layer_path, mip)
+    box = task_box(vol, mip, shape, offset)
+    top = min(len(vol.info["scales"]) - 1, mip + num_mips)
+    for m in range(mip, top + 1):
+        mbox = vol.bbox_to_mip(box, mip, m)
+        mbox = mbox.expand_to_chunk_size(vol.meta.chunk_size(m), offset=vol.meta.voxel_offset(m))
+        mbox = Bbox.clamp(mbox, vol.meta.bounds(m))
+        if not mbox.subvoxel():
+            vol.image.delete(mbox, m)
+
+
+@queueable(WIRE)
+def BlackoutTask(cloudpath, mip, shape, offset, value=0, non_aligned_writes=False):
+    """Fill the box with a constant ``value``."""
+    vol = dest_volume(cloudpath, mip)
+    vol.non_aligned_writes = non_aligned_writes
+    box = task_box(vol, mip, shape, offset)
+    if box.subvoxel():
+        return
+    img = np.full(tuple(box.size3()) + (vol.num_channels,), value, dtype=vol.dtype, order="F")
+    vol.image.upload(img, box.minpt, mip)
+
+
+@queueable(WIRE)
+def TouchTask(cloudpath, mip, shape, offset):
+    """Read the box; fails, naming the chunk, if any chunk is missing."""
+    vol = source_volume(cloudpath, mip)
+    box = task_box(vol, mip, shape, offset)
+    if not box.subvoxel():
+        vol.download(box, mip)
+
+
+@queueable(WIRE)
+def QuantizeTask(source_layer_path, dest_layer_path, shape, offset, mip, fill_missing=False):
+    """Float affinities (channel 0) → uint8 ×255, with the dest's downsamples."""
+    src = source_volume(source_layer_path, mip, fill_missing)
+    dest = dest_volume(dest_layer_path, mip)
+    box = task_box(dest, mip, shape, offset)
+    if box.subvoxel():
+        return
+    image = quantize_affinities(src.download(box, mip))
+    downsample_and_upload(image, box, dest, shape, mip=mip)
+
+
+@queueable(WIRE)
+def ReorderTask(
+    src,
+    dest,
+    mip,
+    mapping,
+    shape,
+    offset,
+    fill_missing=False,
+    delete_black_uploads=False,
+    background_color=0,
+    compress="br",
+):
+    """Write dest box ``offset + shape``: dest slice z comes from source slice ``old`` where
+    ``mapping[old] == z`` (slices not in ``mapping`` keep their z)."""
+    srcvol = source_volume(src, mip, fill_missing)
+    destvol = dest_volume(dest, mip, compress, delete_black_uploads, background_color)
+    box = task_box(destvol, mip, shape, offset)
+    if box.subvoxel():
+        return
+    inverse: Dict[int, int] = {int(new): int(old) for old, new in mapping.items()}
+    image = np.zeros(tuple(box.size3()) + (destvol.num_channels,), dtype=destvol.dtype, order="F")
+    for i, z in enumerate(range(box.minpt.z, box.maxpt.z)):
+        old = inverse.get(z, z)
+        slab = Bbox((box.minpt.x, box.minpt.y, old), (box.maxpt.x, box.maxpt.y, old + 1))
+        image[:, :, i : i + 1, :] = srcvol.download(slab, mip)
+    destvol.image.upload(image, box.minpt, mip)

@@ -1,0 +1,138 @@
+"""``igneous execute`` (run a queue's tasks) and ``igneous queue`` (inspect and manage queues)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import click
+from taskqueue import TaskQueue
+
+from igneous.queues.worker import WorkerOptions
+from igneous.queues.worker import execute as run_workers
+from igneous_cli.common import configure_logging, get_parallel, normalize_path
+
+__all__ = ["execute", "queue", "natural_time_delta"]
+
+
+@click.command()
+@click.argument("queue")
+@click.option(
+    "--aws-region",
+    default="us-east-1",
+    envvar="SQS_REGION_NAME",
+    show_default=True,
+    help="AWS region of an SQS queue (env SQS_REGION_NAME).",
+)
+@click.option(
+    "--lease-sec",
+    default=600,
+    type=int,
+    envvar="LEASE_SECONDS",
+    show_default=True,
+    help="Seconds a task stays leased to this worker (env LEASE_SECONDS); renewed while it runs.",
+)
+@click.option("--tally/--no-tally", default=True, show_default=True, help="Count completed tasks (fq:// only).")
+@click.option(
+    "--min-sec",
+    default=-1,
+    type=float,
+    show_default=True,
+    help="Run at least this many seconds, then stop after the current task. 0: one task. -1: forever.",
+)
+@click.option("-q", "--quiet", is_flag=True, default=False, help="No log line per task (failures are still shown).")
+@click.option("-x", "--exit-on-empty", is_flag=True, default=False, help="Stop when the queue is empty.")
+@click.option(
+    "-n", "--num-tasks", default=-1, type=int, show_default=True, help="Stop after this many tasks. -1: no limit."
+)
+@click.pass_context
+def execute(
+    ctx: click.Context,
+    queue: str,
+    aws_region: str,
+    lease_sec: int,
+    tally: bool,
+    min_sec: float,
+    quiet: bool,
+    exit_on_empty: bool,
+    num_tasks: int,
+) -> None:
+    """Run tasks from QUEUE (sqs://NAME, fq://PATH or a directory) with -p worker processes.
+
+    Exit codes: 0 done, 1 some tasks failed (they return to the queue when their lease
+    expires), 3 a worker process died.
+    """
+    configure_logging(ctx, logging.WARNING if quiet else logging.INFO)
+    opts = WorkerOptions(
+        queue=normalize_path(queue),
+        lease_seconds=lease_sec,
+        tally=tally,
+        min_sec=min_sec,
+        quiet=quiet,
+        exit_on_empty=exit_on_empty,
+        num_tasks=num_tasks,
+        aws_region=aws_region,
+    )
+    code = run_workers(opts, parallel=get_parallel(ctx))
+    ctx.exit(int(code))
+
+
+@click.group()
+def queue() -> None:
+    """Inspect and manage task queues."""
+
+
+@queue.command()
+@click.argument("path")
+@click.option(
+    "--eta",
+    default=0,
+    type=float,
+    show_default=True,
+    help="Sample completions twice this many seconds apart and print the rate and time left.",
+)
+def status(path: str, eta: float) -> None:
+    """Print inserted / enqueued / completed / leased counts of the queue at PATH."""
+    tq = TaskQueue(normalize_path(path), progress=False)
+    inserted, enqueued, completed, leased = tq.inserted, tq.enqueued, tq.completed, tq.leased
+    if _known(inserted):
+        click.echo(f"Inserted: {inserted}")
+    click.echo(f"Enqueued: {enqueued} ({_percent(enqueued, inserted)} left)")
+    if _known(completed):
+        click.echo(f"Completed: {completed} ({_percent(completed, inserted)})")
+    click.echo(f"Leased: {leased} ({_percent(leased, enqueued)} of queue)")
+    if eta <= 0:
+        return
+    if not _known(completed):
+        raise click.UsageError("--eta needs completion counts, which this queue type does not keep")
+    time.sleep(eta)
+    later = tq.completed
+    rate = (later - completed) / eta
+    click.echo(f"Rate: {rate:.2f} tasks/sec")
+    remaining = tq.enqueued
+    if rate > 0:
+        click.echo(f"ETA: {natural_time_delta(remaining / rate)}")
+    else:
+        click.echo("ETA: unknown (no task completed while sampling)")
+
+
+def _known(value) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def _percent(part, whole) -> str:
+    if not _known(part) or not _known(whole) or whole <= 0:
+        return "--%"
+    return f"{part / whole * 100:.1f}%"
+
+
+def natural_time_delta(seconds: float) -> str:
+    """``3725`` → ``'1 hour, 2 minutes, 5 seconds'``."""
+    seconds = int(round(max(0.0, seconds)))
+    parts = []
+    for name, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        count, seconds = divmod(seconds, size)
+        if count or (name == "second" and not parts):
+            parts.append(f"{count} {name}{'' if count == 1 else 's'}")
+    return ", ".join(parts)

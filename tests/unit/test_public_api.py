@@ -1,0 +1,155 @@
+"""The public names users script against (SPEC §2, §2.5, §3). Changing them breaks users."""
+
+from __future__ import annotations
+
+import inspect
+
+import igneous
+import igneous.downsample_scales as dss
+import igneous.task_creation as tc
+import igneous.task_creation.common as common
+import igneous.task_creation.image as tci
+import igneous.tasks
+from igneous.types import DownsampleMethods
+
+TASK_CREATION = {
+    "create_downsampling_tasks",
+    "create_transfer_tasks",
+    "create_deletion_tasks",
+    "create_blackout_tasks",
+    "create_touch_tasks",
+    "create_quantized_affinity_info",
+    "create_quantize_tasks",
+    "create_reordering_tasks",
+    "create_fixup_downsample_tasks",
+}
+TASKS = {
+    "TransferTask",
+    "DownsampleTask",
+    "DeleteTask",
+    "BlackoutTask",
+    "TouchTask",
+    "QuantizeTask",
+    "downsample_and_upload",
+}
+
+
+def test_task_creation_exports_are_frozen():
+    assert set(tc.__all__) == TASK_CREATION
+    for name in TASK_CREATION:
+        assert callable(getattr(tc, name))
+
+
+def test_tasks_exports_are_frozen():
+    assert set(igneous.tasks.__all__) == TASKS
+    from igneous.tasks.image import ReorderTask  # importable only from igneous.tasks.image
+
+    assert callable(ReorderTask)
+
+
+def test_top_level_reexports():
+    for name in TASKS | {
+        "CloudVolume",
+        "EmptyVolumeException",
+        "LocalTaskQueue",
+        "MockTaskQueue",
+        "TaskQueue",
+        "RegisteredTask",
+        "__version__",
+    }:
+        assert hasattr(igneous, name), name
+
+
+def test_downsample_methods_wire_values():
+    assert {m.name: int(m) for m in DownsampleMethods} == {
+        "AVERAGE_POOLING": 1,
+        "MODE_POOLING": 2,
+        "MIN_POOLING": 3,
+        "MAX_POOLING": 4,
+        "STRIDING": 5,
+        "AUTO": 6,
+    }
+
+
+def test_spec_helpers_importable_with_signatures():
+    expect = {
+        dss.downsample_shape_from_memory_target: ["data_width", "cx", "cy", "cz", "factor", "byte_target", "max_mips"],
+        dss.create_downsample_scales: [
+            "layer_path",
+            "mip",
+            "ds_shape",
+            "axis",
+            "preserve_chunk_size",
+            "chunk_size",
+            "encoding",
+            "factor",
+            "max_mips",
+        ],
+        dss.compute_factors: ["ds_shape", "factor", "chunk_size", "volume_size"],
+        common.get_bounds: ["vol", "bounds", "mip", "bounds_mip", "chunk_size"],
+        common.num_tasks: ["bounds", "shape"],
+        common.set_encoding: ["cv", "mip", "encoding", "encoding_level", "encoding_effort"],
+        tci.num_mips_from_memory_target: ["memory_target", "dtype", "chunk_size", "num_channels", "factor"],
+        tci.create_reordering_tasks: [
+            "src",
+            "dest",
+            "mip",
+            "sequence",
+            "fill_missing",
+            "compress",
+            "delete_black_uploads",
+            "background_color",
+            "encoding",
+            "encoding_level",
+            "encoding_effort",
+        ],
+        tci.create_fixup_downsample_tasks: ["layer_path", "points", "shape", "mip", "axis"],
+    }
+    for fn, params in expect.items():
+        assert list(inspect.signature(fn).parameters) == params, fn.__name__
+
+
+def test_creator_signatures_match_spec_defaults():
+    sig = inspect.signature(tc.create_downsampling_tasks)
+    assert [p for p in sig.parameters] == [
+        "layer_path",
+        "mip",
+        "fill_missing",
+        "axis",
+        "num_mips",
+        "preserve_chunk_size",
+        "sparse",
+        "bounds",
+        "chunk_size",
+        "encoding",
+        "delete_black_uploads",
+        "background_color",
+        "dest_path",
+        "compress",
+        "factor",
+        "bounds_mip",
+        "memory_target",
+        "encoding_level",
+        "encoding_effort",
+        "method",
+        "codec_threads",
+    ]
+    assert sig.parameters["memory_target"].default == 3_500_000_000
+    sig = inspect.signature(tc.create_transfer_tasks)
+    assert sig.parameters["compress"].default == "auto" and sig.parameters["max_mips"].default == 5
+    assert len(sig.parameters) == 31
+
+
+def test_wire_keys_registered():
+    from taskqueue.queueablefns import REGISTRY
+
+    for name in [
+        "BlackoutTask",
+        "DeleteTask",
+        "DownsampleTask",
+        "QuantizeTask",
+        "ReorderTask",
+        "TouchTask",
+        "TransferTask",
+    ]:
+        assert ("igneous.tasks.image.image", name) in REGISTRY, name
