@@ -21,7 +21,7 @@ demo: install
 	$(BIN)/python examples/demo.py --out demo-output
 
 lint: install-test
-	$(BIN)/ruff check igneous igneous_cli tests benchmarks examples
+	$(BIN)/ruff check .
 
 test: install-test lint
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests

@@ -38,7 +38,6 @@ setup(
     entry_points={"console_scripts": ["igneous=igneous_cli:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",
-        "License :: OSI Approved :: GNU General Public License v3 or later (GPLv3+)",
         "Topic :: Scientific/Engineering :: Image Processing",
     ],
 )
