@@ -11,7 +11,9 @@ from taskqueue import LocalTaskQueue, TaskQueue
 from taskqueue.queueables import totask
 from tqdm import tqdm
 
+from igneous.queues.fileq import insert_file_queue
 from igneous.queues.paths import normalize_queue_path
+from igneous.queues.payloads import payloads
 
 __all__ = ["submit_tasks", "run_in_process", "execute_payload"]
 
@@ -32,8 +34,12 @@ def submit_tasks(tasks: Iterable, queue: Optional[str] = None, parallel: int = 1
     """
     if queue is None:
         return run_in_process(tasks, parallel=parallel, progress=progress)
-    tq = TaskQueue(normalize_queue_path(queue), progress=progress)
-    return tq.insert(tasks, parallel=parallel, total=_count(tasks))
+    queue = normalize_queue_path(queue)
+    if queue.startswith("fq://"):
+        return insert_file_queue(queue[len("fq://") :], payloads(tasks))
+    tq = TaskQueue(queue, progress=progress)
+    bodies = ({"payload": p} for p in payloads(tasks))
+    return tq.insert(bodies, parallel=1, total=_count(tasks))
 
 
 def execute_payload(payload) -> None:
@@ -59,10 +65,9 @@ def run_in_process(tasks: Iterable, parallel: int = 1, progress: bool = True) ->
     done = 0
     first_error: Optional[BaseException] = None
     with concurrent.futures.ProcessPoolExecutor(max_workers=parallel, mp_context=ctx) as pool:
-        payloads = (totask(t).payload() for t in tasks)
         with tqdm(total=total, desc="Tasks", disable=not progress) as pbar:
             pending = set()
-            for payload in payloads:
+            for payload in payloads(tasks):
                 pending.add(pool.submit(execute_payload, payload))
                 if len(pending) >= parallel * 4:
                     finished, pending = concurrent.futures.wait(pending, return_when="FIRST_COMPLETED")
