@@ -180,3 +180,44 @@ def test_missing_chunks(local, layer, tmp_path, fill_missing):
         with pytest.raises(Exception) as err:
             local.run(lambda: tasks, ())
         assert missing in str(err.value)
+
+
+@pytest.mark.parametrize("encoding,level,effort", [("jpeg", 95, None), ("jxl", 90, 3), ("png", 6, None)])
+def test_image_codecs_with_levels(local, layer, encoding, level, effort):
+    x, y = np.meshgrid(np.arange(128), np.arange(96), indexing="ij")
+    smooth = (60 + 40 * np.sin(x / 9.0) + 30 * np.cos(y / 7.0)).astype(np.uint8)
+    whole = np.asfortranarray(np.repeat(smooth[:, :, None], 8, axis=2))
+    path = layer(whole, chunk_size=(32, 32, 8))
+    local.run(
+        tc.create_downsampling_tasks,
+        (),
+        path,
+        num_mips=2,
+        encoding=encoding,
+        encoding_level=level,
+        encoding_effort=effort,
+    )
+    scale = CloudVolume(path).info["scales"][1]
+    assert scale["encoding"] == encoding
+    key = {"jpeg": "jpeg_quality", "jxl": "jxl_quality", "png": "png_level"}[encoding]
+    assert scale[key] == level
+    if effort is not None:
+        assert scale["jxl_effort"] == effort
+    for k, exp in enumerate(tinybrain_pyramid(whole, (2, 2, 1), 2, "avg"), start=1):
+        got = read_layer(path, mip=k).astype(np.int16)
+        err = np.abs(got - exp.astype(np.int16))
+        if encoding == "png":
+            assert err.max() == 0  # lossless
+        else:
+            assert err.mean() < 2.0 and err.max() < 40, (k, err.mean(), err.max())
+
+
+@pytest.mark.parametrize("compress,suffix", [("gzip", ".gz"), ("br", ".br"), ("zstd", ".zstd"), ("none", "")])
+def test_compression_of_new_levels(local, layer, tmp_path, compress, suffix):
+    whole = random_volume((64, 64, 8), np.uint16, seed=17)
+    path = layer(whole, chunk_size=(32, 32, 8))
+    local.run(tc.create_downsampling_tasks, (), path, num_mips=1, compress=compress)
+    key = CloudVolume(path).meta.key(1)
+    names = os.listdir(tmp_path / "src" / key)
+    assert names and all(n.endswith(suffix) if suffix else "." not in n for n in names), names
+    assert_pyramid(path, whole, (2, 2, 1), 1, "avg")

@@ -7,7 +7,9 @@ twice writes the same files (tasks are idempotent).
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
+import os
 from typing import Dict, Optional, Sequence
 
 import numpy as np
@@ -59,16 +61,44 @@ def downsample_and_upload(
     ``ds_shape`` is the task's nominal shape; it decides how many levels can be written
     chunk-aligned. Returns the number of downsampled levels written.
     """
-    if not skip_first:
-        vol.image.upload(image, bounds.minpt, mip)
+    writes = [] if skip_first else [(image, bounds, mip)]
     factor = pyramid_factor(vol, mip, factor, axis)
     levels = writable_levels(vol, mip, ds_shape, factor, max_mips)
-    if levels == 0:
-        return 0
-    method = resolve_method(method, vol.layer_type, vol.dtype)
-    for k, level in enumerate(pyramid(image, factor, levels, method, sparse), start=1):
-        vol.image.upload(level, level_box(vol, mip, bounds, factor, k).minpt, mip + k)
+    if levels:
+        method = resolve_method(method, vol.layer_type, vol.dtype)
+        for k, level in enumerate(pyramid(image, factor, levels, method, sparse), start=1):
+            writes.append((level, level_box(vol, mip, bounds, factor, k), mip + k))
+    upload_all(vol, writes)
     return levels
+
+
+# Compressing chunks dominates a write and releases the GIL, so uploads run on two threads
+# even at -p 1 (CloudVolume itself uses threads for remote stores, but not for file://).
+UPLOAD_THREADS = min(2, os.cpu_count() or 1)
+
+
+def upload_all(vol, writes) -> None:
+    """Upload each ``(image, box, mip)``, split into chunk-aligned slabs spread over threads."""
+    parts = [part for image, box, mip in writes for part in _split_y(vol, image, box, mip)]
+    if UPLOAD_THREADS <= 1 or len(parts) <= 1:
+        for image, box, mip in parts:
+            vol.image.upload(image, box.minpt, mip)
+        return
+    with concurrent.futures.ThreadPoolExecutor(UPLOAD_THREADS) as pool:
+        for fut in [pool.submit(vol.image.upload, image, box.minpt, mip) for image, box, mip in parts]:
+            fut.result()
+
+
+def _split_y(vol, image: np.ndarray, box: Bbox, mip: int):
+    """Halves along y on a chunk boundary (whole chunks each), or the write itself."""
+    chunk_y = int(vol.meta.chunk_size(mip)[1])
+    nchunks = -(-int(box.size3()[1]) // chunk_y)
+    if nchunks < 2:
+        return [(image, box, mip)]
+    cut = (nchunks // 2) * chunk_y
+    lo = Bbox(box.minpt, (box.maxpt.x, box.minpt.y + cut, box.maxpt.z))
+    hi = Bbox((box.minpt.x, box.minpt.y + cut, box.minpt.z), box.maxpt)
+    return [(image[:, :cut], lo, mip), (image[:, cut:], hi, mip)]
 
 
 @queueable(WIRE)
