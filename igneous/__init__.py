@@ -5,6 +5,7 @@ import logging
 
 from cloudvolume import CloudVolume, EmptyVolumeException
 from taskqueue import LocalTaskQueue, MockTaskQueue, RegisteredTask, TaskQueue
+from zmesh import Mesher
 
 from igneous import downsample_scales, task_creation, tasks, types
 from igneous.tasks import *  # noqa: F403
@@ -20,6 +21,7 @@ __all__ = [
     "MockTaskQueue",
     "TaskQueue",
     "RegisteredTask",
+    "Mesher",
     "downsample_scales",
     "task_creation",
     "tasks",

@@ -12,6 +12,7 @@ import logging
 import multiprocessing as mp
 import random
 import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import List
@@ -116,11 +117,37 @@ def _limit_reached(opts: WorkerOptions, report: WorkerReport, started: float) ->
     return opts.min_sec > 0 and time.monotonic() - started >= opts.min_sec
 
 
+class LeaseKeeper:
+    """Renews a task's lease in the background while it runs, so a task that outlives
+    ``--lease-sec`` is not handed to a second worker."""
+
+    def __init__(self, tq: TaskQueue, task, seconds: int):
+        self.tq, self.task, self.seconds = tq, task, max(1, int(seconds))
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._renew, name="lease-keeper", daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._done.set()
+        self._thread.join()
+
+    def _renew(self) -> None:
+        while not self._done.wait(self.seconds / 2):
+            try:
+                self.tq.renew(self.task, self.seconds)
+            except Exception as err:  # the task goes on; at worst its lease lapses as before
+                log.warning("could not renew the lease of %s: %s", self.task.id, err)
+
+
 def _run_one(tq: TaskQueue, task, opts: WorkerOptions, report: WorkerReport) -> None:
     name = _task_name(task)
     t0 = time.monotonic()
     try:
-        task.execute()
+        with LeaseKeeper(tq, task, opts.lease_seconds):
+            task.execute()
     except Exception as err:  # a task's failure must not stop the worker
         report.failed += 1
         msg = f"{name} {task.id}: {type(err).__name__}: {err}"

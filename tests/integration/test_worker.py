@@ -71,3 +71,31 @@ def test_fixup_reruns_blocks_around_points(local, layer):
     local.run(lambda: tasks, ())
     for k, exp in enumerate(tinybrain_pyramid(whole, (2, 2, 1), 2, "avg"), start=1):
         np.testing.assert_array_equal(read_layer(path, mip=k), exp)
+
+
+def test_task_longer_than_its_lease_runs_once(tmp_path):
+    """A task that runs 3x its lease is renewed, never handed to the second worker."""
+    from igneous.queues.worker import LeaseKeeper
+
+    qpath = f"fq://{tmp_path / 'q'}"
+    tq = TaskQueue(qpath, progress=False)
+    tq.insert(
+        [
+            {
+                "payload": [
+                    ["igneous.tasks.image.image", "TouchTask"],
+                    [],
+                    {"cloudpath": "file:///nowhere", "mip": 0, "shape": [1, 1, 1], "offset": [0, 0, 0]},
+                    -1,
+                ]
+            }
+        ]
+    )
+    task = tq.lease(seconds=2)
+    with LeaseKeeper(tq, task, 2):
+        deadline = time.time() + 6
+        while time.time() < deadline:
+            assert tq.api.lease(2, 1) == []  # still leased: a second worker gets nothing
+            time.sleep(0.5)
+    time.sleep(2.5)  # once the keeper stops, the lease lapses and the task is available again
+    assert len(tq.api.lease(2, 1)) == 1
