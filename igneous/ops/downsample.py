@@ -19,7 +19,7 @@ import tinybrain.downsample
 from igneous.errors import InvalidParameterError
 from igneous.types import DownsampleMethods
 
-__all__ = ["resolve_method", "pyramid", "level_shape"]
+__all__ = ["resolve_method", "check_factor_for_method", "pyramid", "level_shape"]
 
 _INTEGER_ONLY = (DownsampleMethods.MODE_POOLING,)
 
@@ -46,6 +46,14 @@ def resolve_method(method: int | DownsampleMethods, layer_type: str, dtype) -> D
             " (use avg, min, max or striding)"
         )
     return method
+
+
+def check_factor_for_method(method: DownsampleMethods, factor: Sequence[int]) -> None:
+    """Refuse a factor the pooling kernel cannot apply (tinybrain's mode pooling needs two axes)."""
+    if method == DownsampleMethods.MODE_POOLING and sum(int(f) > 1 for f in factor) < 2:
+        raise InvalidParameterError(
+            f"mode pooling needs a factor that reduces at least two axes (e.g. 2,2,1); got {tuple(factor)}"
+        )
 
 
 def level_shape(shape: Sequence[int], factor: Sequence[int], level: int) -> tuple:

@@ -14,7 +14,7 @@ from cloudvolume.lib import Vec
 
 from igneous import downsample_scales as dss
 from igneous.errors import InvalidParameterError
-from igneous.ops.downsample import resolve_method
+from igneous.ops.downsample import check_factor_for_method, resolve_method
 from igneous.task_creation.common import GridTasks, as_triple, get_bounds, record_provenance, task_kwargs
 from igneous.tasks.image.image import DownsampleTask
 from igneous.types import DownsampleMethods, ShapeType
@@ -143,6 +143,7 @@ def create_downsampling_tasks(
     vol = open_volume(layer_path, mip)
     factor = check_factor(factor if factor is not None else dss.axis_to_factor(axis))
     method = resolve_method(method, vol.layer_type, vol.dtype)
+    check_factor_for_method(method, factor)
     memory_target = check_memory_target(memory_target)
     encoding = normalize_encoding(encoding)
     out_encoding = encoding or vol.meta.encoding(mip)

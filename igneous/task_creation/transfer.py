@@ -15,7 +15,7 @@ from cloudvolume.lib import Bbox, Vec
 
 from igneous import downsample_scales as dss
 from igneous.errors import InvalidParameterError
-from igneous.ops.downsample import resolve_method
+from igneous.ops.downsample import check_factor_for_method, resolve_method
 from igneous.task_creation.common import GridTasks, as_triple, get_bounds, record_provenance, task_kwargs
 from igneous.task_creation.downsample import (
     MEMORY_TARGET,
@@ -178,6 +178,8 @@ def create_transfer_tasks(
     memory_target = check_memory_target(memory_target)
     max_mips = check_count(max_mips, "max_mips", minimum=0)
     method = resolve_method(downsample_method, src.layer_type, src.dtype)
+    if not skip_downsamples:
+        check_factor_for_method(method, factor)
     encoding = normalize_encoding(encoding)
     out_encoding = encoding or src.meta.encoding(mip)
     check_encoding(out_encoding, src.dtype, src.num_channels)
@@ -213,6 +215,7 @@ def create_transfer_tasks(
     dest_chunk = dest.meta.chunk_size(mip)
     itemsize = np.dtype(src.dtype).itemsize * src.num_channels
 
+    shape_given = shape is not None
     if shape is None:
         if skip_downsamples or max_mips == 0:
             shape = _copy_shape(dest_chunk, itemsize, memory_target)
@@ -233,6 +236,12 @@ def create_transfer_tasks(
 
     if not skip_downsamples and max_mips > 0:
         levels = _levels_for(dest, mip, shape, factor, max_mips)
+        if levels == 0 and shape_given:
+            raise InvalidParameterError(
+                f"shape {tuple(shape)} yields no downsample levels with factor {tuple(factor)} and chunk size "
+                f"{tuple(dest_chunk)}; use a multiple of chunk × factor (e.g. {tuple(dest_chunk * factor)}) "
+                "or skip downsamples"
+            )
         if levels:
             add_pyramid_scales(dest, mip, levels, factor, dest_chunk, encoding, encoding_level, encoding_effort)
     dest_bounds = Bbox.clamp(

@@ -74,6 +74,11 @@ def cases(img, tmp_path):
         ),
         (lambda: tc.create_transfer_tasks(img, img), ["image", "xfer", img, img], "onto itself"),
         (
+            lambda: tc.create_transfer_tasks(img, dest, shape=(32, 32, 8)),
+            ["image", "xfer", img, dest, "--shape", "32,32,8"],
+            "yields no downsample levels",
+        ),
+        (
             lambda: tc.create_transfer_tasks(img, dest, encoding_level="high", encoding="jpeg"),
             ["image", "xfer", img, dest, "--encoding", "jpeg", "--encoding-level", "high"],
             "encoding_level",

@@ -91,6 +91,30 @@ def test_pyramid_equals_tinybrain(backend, layer, dtype, channels, method, facto
     assert_pyramid(path, whole, factor, num_mips, method)
 
 
+# every method x factor, except mode with one axis, which is refused (test_mode_needs_two_axes)
+METHOD_FACTORS = [
+    (m, f)
+    for m in sorted(METHOD_IDS)
+    for f in [(2, 2, 1), (2, 2, 2), (1, 2, 2), (2, 1, 1)]
+    if not (m == "mode" and f == (2, 1, 1))
+]
+
+
+@pytest.mark.parametrize("method,factor", METHOD_FACTORS)
+def test_every_method_and_factor(local, layer, method, factor):
+    dtype = np.uint32 if method == "mode" else np.uint16
+    whole = random_volume((75, 41, 29), dtype, seed=13, labels=5 if method == "mode" else None)
+    path = layer(whole, chunk_size=(16, 8, 8), voxel_offset=(16, 8, 5))
+    local.run(tc.create_downsampling_tasks, (), path, num_mips=2, factor=factor, method=METHOD_IDS[method])
+    assert_pyramid(path, whole, factor, 2, method)
+
+
+def test_mode_needs_two_axes(layer):
+    path = layer(random_volume((32, 32, 8), np.uint32, labels=3))
+    with pytest.raises(ValueError, match="at least two axes"):
+        tc.create_downsampling_tasks(path, factor=(2, 1, 1), num_mips=1)
+
+
 @pytest.mark.parametrize("offset", [(0, 0, 0), (3, 5, 7), (1024, 2048, 11)])
 def test_offsets_and_anisotropy(local, layer, offset):
     whole = random_volume((97, 66, 13), np.uint8, seed=3)
