@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import time
 
 import click
@@ -46,6 +47,20 @@ __all__ = ["execute", "queue", "natural_time_delta"]
 @click.option(
     "-n", "--num-tasks", default=-1, type=int, show_default=True, help="Stop after this many tasks. -1: no limit."
 )
+@click.option(
+    "--max-attempts",
+    default=5,
+    type=click.IntRange(min=1),
+    show_default=True,
+    help="Leases a task gets (failures or dead workers) before it goes to the dead-letter place.",
+)
+@click.option(
+    "--grace-sec",
+    default=30.0,
+    type=click.FloatRange(min=0),
+    show_default=True,
+    help="After SIGTERM/SIGINT, let the current task run this long, then release it and exit.",
+)
 @click.pass_context
 def execute(
     ctx: click.Context,
@@ -57,11 +72,15 @@ def execute(
     quiet: bool,
     exit_on_empty: bool,
     num_tasks: int,
+    max_attempts: int,
+    grace_sec: float,
 ) -> None:
     """Run tasks from QUEUE (sqs://NAME, fq://PATH or a directory) with -p worker processes.
 
-    Exit codes: 0 done, 1 some tasks failed (they return to the queue when their lease
-    expires), 3 a worker process died.
+    A failing task is retried with a back-off; after --max-attempts it is dead-lettered
+    with its error (see `igneous queue dead`). Exit codes: 0 the queue was drained;
+    1 tasks failed; 3 a worker process died; 4 stopped by -n/--min-sec; 5 stopped by a
+    signal (the current task was finished or released).
     """
     configure_logging(ctx, logging.WARNING if quiet else logging.INFO)
     opts = WorkerOptions(
@@ -73,6 +92,9 @@ def execute(
         exit_on_empty=exit_on_empty,
         num_tasks=num_tasks,
         aws_region=aws_region,
+        max_attempts=max_attempts,
+        grace_seconds=grace_sec,
+        progress=sys.stderr.isatty() and not quiet,
     )
     code = run_workers(opts, parallel=get_parallel(ctx))
     ctx.exit(int(code))

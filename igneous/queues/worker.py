@@ -1,8 +1,13 @@
-"""``igneous execute``: lease, run, delete — and say honestly how it went.
+"""``igneous execute``: lease, run, delete — and never lose or silently drop a task.
 
-Unlike the classic poll loop, a failing task does not kill the worker: it is logged with
-its error and left leased, so it returns to the queue when the lease expires, and the
-worker moves on. The exit code says what happened (see ``ExitCode``).
+* A running task's lease is renewed in the background, so a task that outlives
+  ``--lease-sec`` is not handed to a second worker.
+* A failing task is logged with its error and released with a back-off; after
+  ``--max-attempts`` leases (failures, or workers that died running it) it goes to the
+  queue's dead-letter place with its last error, and the worker goes on.
+* SIGTERM/SIGINT: the current task finishes (or, after ``--grace-sec``, is released) and
+  the worker exits. ``-p N`` supervises N processes and replaces one that dies.
+* The exit code says what happened (``ExitCode``).
 """
 
 from __future__ import annotations
@@ -10,27 +15,29 @@ from __future__ import annotations
 import enum
 import logging
 import multiprocessing as mp
+import os
 import random
 import signal
+import sys
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from typing import List
 
-from taskqueue import TaskQueue
-from taskqueue.taskqueue import QueueEmptyError
+from igneous.queues.backends import Lease, open_backend
 
-from igneous.queues.paths import normalize_queue_path
-
-__all__ = ["ExitCode", "WorkerOptions", "execute", "work"]
+__all__ = ["ExitCode", "WorkerOptions", "WorkerReport", "LeaseKeeper", "execute", "work"]
 
 log = logging.getLogger(__name__)
 
 
 class ExitCode(enum.IntEnum):
-    DRAINED = 0  # stopped because the queue was empty (-x) or a limit was reached
-    TASKS_FAILED = 1  # at least one task raised; they return to the queue after their lease
-    CRASHED = 3  # a worker process died without reporting (signal, OOM kill, ...)
+    DRAINED = 0  # -x and the queue is empty, nothing failed
+    TASKS_FAILED = 1  # a task was dead-lettered (or failed and is waiting for a retry) on our watch
+    CRASHED = 3  # a worker process died (signal, OOM kill, ...)
+    STOPPED_BY_LIMIT = 4  # -n or --min-sec reached
+    STOPPED_BY_SIGNAL = 5  # SIGTERM/SIGINT: the current task was finished or released
 
 
 @dataclass
@@ -43,86 +50,69 @@ class WorkerOptions:
     exit_on_empty: bool = False
     num_tasks: int = -1
     aws_region: str = "us-east-1"
+    max_attempts: int = 5
+    grace_seconds: float = 30
+    progress: bool = False
 
 
 @dataclass
 class WorkerReport:
     executed: int = 0
     failed: int = 0
+    dead_lettered: int = 0
+    stop: str = "drained"
     failures: List[str] = field(default_factory=list)
 
-
-_STOP = False
-
-
-def _request_stop(signum, frame):  # pragma: no cover - exercised through subprocess tests
-    global _STOP
-    if _STOP:
-        raise KeyboardInterrupt
-    _STOP = True
-    log.warning("signal %s: finishing the current task, then stopping (again to abort)", signum)
+    def exit_code(self) -> ExitCode:
+        if self.dead_lettered or (self.failed and self.stop != "drained"):
+            return ExitCode.TASKS_FAILED
+        return {"signal": ExitCode.STOPPED_BY_SIGNAL, "limit": ExitCode.STOPPED_BY_LIMIT}.get(
+            self.stop, ExitCode.DRAINED
+        )
 
 
-def _open_queue(opts: WorkerOptions) -> TaskQueue:
-    path = normalize_queue_path(opts.queue)
-    kwargs = {"region_name": opts.aws_region} if path.startswith("sqs://") else {}
-    return TaskQueue(path, progress=False, **kwargs)
+class StopNow(BaseException):
+    """Raised inside a running task when the grace period after SIGTERM is over."""
 
 
-def _task_name(task) -> str:
-    key = getattr(task, "key", None)
-    return key[1] if key else type(task).__name__
+class _Signals:
+    """First SIGTERM/SIGINT: stop after the current task (at most ``grace`` seconds more);
+    a second one, or the end of the grace period, interrupts the task, which is released."""
 
+    def __init__(self, grace: float):
+        self.grace = grace
+        self.stopping = False
+        self.in_task = False
 
-def work(opts: WorkerOptions) -> WorkerReport:
-    """One worker loop in this process."""
-    import igneous.tasks  # noqa: F401  (register every task name before leasing)
+    def __enter__(self):
+        self._old = {s: signal.signal(s, self._handle) for s in (signal.SIGTERM, signal.SIGINT)}
+        return self
 
-    global _STOP
-    _STOP = False
-    old_int = signal.signal(signal.SIGINT, _request_stop)
-    old_term = signal.signal(signal.SIGTERM, _request_stop)
-    tq = _open_queue(opts)
-    report = WorkerReport()
-    started = time.monotonic()
-    empty_polls = 0
-    try:
-        while not _STOP:
-            try:
-                task = tq.lease(seconds=int(opts.lease_seconds))
-            except QueueEmptyError:
-                empty_polls += 1
-                if opts.exit_on_empty and (report.failed or tq.is_empty()):
-                    break
-                if _limit_reached(opts, report, started):
-                    break
-                time.sleep(min(2.0, 0.05 * 2 ** min(empty_polls, 6)) * random.random())
-                continue
-            empty_polls = 0
-            _run_one(tq, task, opts, report)
-            if _limit_reached(opts, report, started):
-                break
-    finally:
-        signal.signal(signal.SIGINT, old_int)
-        signal.signal(signal.SIGTERM, old_term)
-    return report
+    def __exit__(self, *exc):
+        signal.alarm(0)
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
 
-
-def _limit_reached(opts: WorkerOptions, report: WorkerReport, started: float) -> bool:
-    attempted = report.executed + report.failed
-    if opts.num_tasks >= 0 and attempted >= opts.num_tasks:
-        return True
-    if opts.min_sec == 0 and attempted >= 1:
-        return True
-    return opts.min_sec > 0 and time.monotonic() - started >= opts.min_sec
+    def _handle(self, signum, frame):
+        if self.stopping or signum == signal.SIGALRM:
+            if self.in_task:
+                raise StopNow()
+            return
+        self.stopping = True
+        log.warning("signal %s: finishing the current task (at most %.0f s), then stopping", signum, self.grace)
+        if self.in_task and self.grace > 0:
+            signal.signal(signal.SIGALRM, self._handle)
+            signal.alarm(max(1, int(self.grace)))
+        elif self.in_task:
+            raise StopNow()
 
 
 class LeaseKeeper:
-    """Renews a task's lease in the background while it runs, so a task that outlives
-    ``--lease-sec`` is not handed to a second worker."""
+    """Renews a lease in the background while its task runs."""
 
-    def __init__(self, tq: TaskQueue, task, seconds: int):
-        self.tq, self.task, self.seconds = tq, task, max(1, int(seconds))
+    def __init__(self, backend, lease: Lease, seconds: int):
+        self.backend, self.lease, self.seconds = backend, lease, max(1, int(seconds))
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._renew, name="lease-keeper", daemon=True)
 
@@ -137,63 +127,194 @@ class LeaseKeeper:
     def _renew(self) -> None:
         while not self._done.wait(self.seconds / 2):
             try:
-                self.tq.renew(self.task, self.seconds)
-            except Exception as err:  # the task goes on; at worst its lease lapses as before
-                log.warning("could not renew the lease of %s: %s", self.task.id, err)
+                self.backend.renew(self.lease, self.seconds)
+            except Exception as err:  # the task goes on; at worst its lease lapses
+                log.warning("could not renew the lease of %s: %s", self.lease.id, err)
 
 
-def _run_one(tq: TaskQueue, task, opts: WorkerOptions, report: WorkerReport) -> None:
-    name = _task_name(task)
+def _log_task(lease: Lease, seconds: float, outcome: str, error: str = "", quiet: bool = False) -> None:
+    line = f"task={lease.name} id={lease.id[:36]} attempt={lease.attempts} seconds={seconds:.2f} outcome={outcome}"
+    if error:
+        log.error("%s error=%s", line, error)
+    elif not quiet:
+        log.info("%s", line)
+
+
+def _retry_delay(attempts: int, lease_seconds: int) -> int:
+    return int(min(lease_seconds, 2 ** min(attempts, 10)))
+
+
+def _run(backend, lease: Lease, opts: WorkerOptions, report: WorkerReport, signals: _Signals) -> None:
     t0 = time.monotonic()
-    try:
-        with LeaseKeeper(tq, task, opts.lease_seconds):
-            task.execute()
-    except Exception as err:  # a task's failure must not stop the worker
-        report.failed += 1
-        msg = f"{name} {task.id}: {type(err).__name__}: {err}"
-        report.failures.append(msg)
-        log.error(
-            "task=%s id=%s seconds=%.2f outcome=failed error=%s: %s",
-            name,
-            task.id,
-            time.monotonic() - t0,
-            type(err).__name__,
-            err,
+    if lease.attempts > opts.max_attempts:
+        error = backend.last_error(lease.id) or (
+            f"leased {lease.attempts - 1} times without finishing (its workers died while running it?)"
         )
+        backend.dead_letter(lease, error)
+        report.dead_lettered += 1
+        _log_task(lease, 0, "dead_lettered", error)
         return
-    tq.delete(task, tally=opts.tally)
-    report.executed += 1
-    if not opts.quiet:
-        log.info("task=%s id=%s seconds=%.2f outcome=ok", name, task.id, time.monotonic() - t0)
+    error = lease.error
+    if error is None:
+        try:
+            signals.in_task = True
+            with LeaseKeeper(backend, lease, opts.lease_seconds):
+                lease.task.execute()
+        except StopNow:
+            backend.release(lease, 0)
+            _log_task(lease, time.monotonic() - t0, "released", "stopped by signal before finishing")
+            report.stop = "signal"
+            return
+        except Exception as err:  # a task's failure must not stop the worker
+            error = f"{type(err).__name__}: {err}"
+            log.debug("%s", traceback.format_exc())
+        finally:
+            signals.in_task = False
+            signal.alarm(0)
+    seconds = time.monotonic() - t0
+    if error is None:
+        backend.delete(lease, tally=opts.tally)
+        report.executed += 1
+        _log_task(lease, seconds, "ok", quiet=opts.quiet)
+        return
+    report.failed += 1
+    report.failures.append(f"{lease.name} {lease.id}: {error}")
+    backend.record_error(lease.id, error)
+    if lease.attempts >= opts.max_attempts:
+        backend.dead_letter(lease, error)
+        report.dead_lettered += 1
+        _log_task(lease, seconds, "dead_lettered", error)
+    else:
+        backend.release(lease, _retry_delay(lease.attempts, opts.lease_seconds))
+        _log_task(lease, seconds, "failed", error)
 
 
-def _child(opts: WorkerOptions, results) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    report = work(opts)
-    results.put((report.executed, report.failed))
+def _limit_reached(opts: WorkerOptions, report: WorkerReport, started: float) -> bool:
+    attempted = report.executed + report.failed + report.dead_lettered
+    if opts.num_tasks >= 0 and attempted >= opts.num_tasks:
+        return True
+    if opts.min_sec == 0 and attempted >= 1:
+        return True
+    return opts.min_sec > 0 and time.monotonic() - started >= opts.min_sec
+
+
+def work(opts: WorkerOptions) -> WorkerReport:
+    """One worker loop in this process."""
+    import igneous.tasks  # noqa: F401  (register every task name before leasing)
+
+    _import_plugins()
+    backend = open_backend(opts.queue, opts.aws_region)
+    report = WorkerReport()
+    started = time.monotonic()
+    empty_polls = 0
+    wait_sec = 0 if opts.queue.startswith(("fq://", "/", ".")) or "://" not in opts.queue else 5
+    pbar = _progress(opts)
+    with _Signals(opts.grace_seconds) as signals:
+        while True:
+            if signals.stopping:
+                report.stop = "signal"
+                break
+            lease = backend.lease(opts.lease_seconds, wait_sec=wait_sec)
+            if lease is None:
+                empty_polls += 1
+                if opts.exit_on_empty and backend.is_drained():
+                    report.stop = "drained"
+                    break
+                if _limit_reached(opts, report, started):
+                    report.stop = "limit"
+                    break
+                time.sleep(min(2.0, 0.05 * 2 ** min(empty_polls, 6)) * random.random())
+                continue
+            empty_polls = 0
+            _run(backend, lease, opts, report, signals)
+            if pbar is not None:
+                pbar.update(1)
+                pbar.set_postfix(done=report.executed, failed=report.failed, dead=report.dead_lettered)
+            if report.stop == "signal":
+                break
+            if _limit_reached(opts, report, started):
+                report.stop = "limit"
+                break
+    if pbar is not None:
+        pbar.close()
+    return report
+
+
+def _progress(opts: WorkerOptions):
+    if not opts.progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(desc="Tasks", unit="task", dynamic_ncols=True)
+
+
+def _import_plugins() -> None:
+    """Modules named in IGNEOUS_TASK_MODULES (comma separated) register extra task types."""
+    import importlib
+
+    for name in filter(None, os.environ.get("IGNEOUS_TASK_MODULES", "").split(",")):
+        importlib.import_module(name.strip())
+
+
+def _child(opts: WorkerOptions) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
+    sys.exit(int(work(opts).exit_code()))
 
 
 def execute(opts: WorkerOptions, parallel: int = 1) -> ExitCode:
-    """Run ``parallel`` worker loops (processes when > 1) and return the combined exit code."""
+    """Run ``parallel`` worker loops (supervised processes when > 1); return the combined exit code."""
     if parallel <= 1:
-        report = work(opts)
-        return ExitCode.TASKS_FAILED if report.failed else ExitCode.DRAINED
+        return work(opts).exit_code()
+    return _Supervisor(opts, parallel).run()
 
-    ctx = mp.get_context("spawn")
-    results = ctx.Queue()
-    procs = [ctx.Process(target=_child, args=(opts, results), daemon=False) for _ in range(parallel)]
-    for proc in procs:
+
+class _Supervisor:
+    """Keeps ``parallel`` worker processes running; a process that dies is reported and replaced."""
+
+    def __init__(self, opts: WorkerOptions, parallel: int):
+        self.opts, self.parallel = opts, parallel
+        self.ctx = mp.get_context("spawn")
+        self.crashes = 0
+        self.max_replacements = max(3, 3 * parallel)
+        self.stopping = False
+
+    def _start(self):
+        proc = self.ctx.Process(target=_child, args=(self.opts,), daemon=False)
         proc.start()
-    for proc in procs:
-        proc.join()
-    code = ExitCode.DRAINED
-    for proc in procs:
-        if proc.exitcode != 0:
-            log.error("worker process %s exited with code %s", proc.pid, proc.exitcode)
-            code = ExitCode.CRASHED
-    reported = []
-    while not results.empty():
-        reported.append(results.get())
-    if code == ExitCode.DRAINED and any(failed for _, failed in reported):
-        code = ExitCode.TASKS_FAILED
-    return code
+        return proc
+
+    def _forward(self, signum, frame):
+        self.stopping = True
+        for proc in self.procs:
+            if proc.is_alive():
+                os.kill(proc.pid, signal.SIGTERM)
+
+    def run(self) -> ExitCode:
+        self.procs = [self._start() for _ in range(self.parallel)]
+        codes: List[int] = []
+        old = {s: signal.signal(s, self._forward) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            while self.procs:
+                time.sleep(0.2)
+                for proc in list(self.procs):
+                    if proc.exitcode is None:
+                        continue
+                    self.procs.remove(proc)
+                    code = proc.exitcode
+                    if code in (0, 1, 4, 5):
+                        codes.append(code)
+                        continue
+                    self.crashes += 1
+                    log.error("worker process %s exited with code %s", proc.pid, code)
+                    if not self.stopping and self.crashes <= self.max_replacements:
+                        log.warning("replacing worker process %s", proc.pid)
+                        self.procs.append(self._start())
+        finally:
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
+        if self.crashes:
+            return ExitCode.CRASHED
+        for code in (ExitCode.TASKS_FAILED, ExitCode.STOPPED_BY_SIGNAL, ExitCode.STOPPED_BY_LIMIT):
+            if code in codes:
+                return code
+        return ExitCode.DRAINED

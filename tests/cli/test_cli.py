@@ -500,8 +500,8 @@ def test_execute_drains_a_queue(img, tmp_path):
 def test_execute_exit_code_says_a_task_failed(tmp_path):
     qpath = f"fq://{tmp_path / 'q'}"
     TaskQueue(qpath, progress=False).insert(touch_tasks(f"file://{tmp_path / 'missing'}", 1))
-    result = run("execute", "-x", "--lease-sec", "30", qpath, code=1)
-    assert "failed" in result.output
+    result = run("execute", "-x", "--lease-sec", "30", "--max-attempts", "2", qpath, code=1)
+    assert "dead_lettered" in result.output
 
 
 def test_execute_options_defaults():
