@@ -8,8 +8,8 @@ import sys
 import time
 
 import click
-from taskqueue import TaskQueue
 
+from igneous.queues import manage
 from igneous.queues.worker import WorkerOptions
 from igneous.queues.worker import execute as run_workers
 from igneous_cli.common import configure_logging, get_parallel, normalize_path
@@ -115,28 +115,97 @@ def queue() -> None:
     help="Sample completions twice this many seconds apart and print the rate and time left.",
 )
 def status(path: str, eta: float) -> None:
-    """Print inserted / enqueued / completed / leased counts of the queue at PATH."""
-    tq = TaskQueue(normalize_path(path), progress=False)
-    inserted, enqueued, completed, leased = tq.inserted, tq.enqueued, tq.completed, tq.leased
+    """Print inserted / enqueued / leased / completed / failing / dead-lettered counts of PATH."""
+    path = normalize_path(path)
+    first = manage.counts(path)
+    inserted = first["inserted"]
     if _known(inserted):
         click.echo(f"Inserted: {inserted}")
-    click.echo(f"Enqueued: {enqueued} ({_percent(enqueued, inserted)} left)")
-    if _known(completed):
-        click.echo(f"Completed: {completed} ({_percent(completed, inserted)})")
-    click.echo(f"Leased: {leased} ({_percent(leased, enqueued)} of queue)")
+    click.echo(f"Enqueued: {first['enqueued']} ({_percent(first['enqueued'], inserted)} left)")
+    if _known(first["completed"]):
+        click.echo(f"Completed: {first['completed']} ({_percent(first['completed'], inserted)})")
+    click.echo(f"Leased: {first['leased']} ({_percent(first['leased'], first['enqueued'])} of queue)")
+    if _known(first["failing"]):
+        click.echo(f"Failing: {first['failing']} (last attempt failed; retried with back-off)")
+    if _known(first["dead_lettered"]):
+        click.echo(f"Dead-lettered: {first['dead_lettered']} (see: igneous queue dead {path})")
     if eta <= 0:
         return
-    if not _known(completed):
-        raise click.UsageError("--eta needs completion counts, which this queue type does not keep")
     time.sleep(eta)
-    later = tq.completed
-    rate = (later - completed) / eta
+    later = manage.counts(path)
+    if _known(first["completed"]):
+        rate = (later["completed"] - first["completed"]) / eta
+    else:  # SQS keeps no completion count: the queue's shrinkage is the rate
+        rate = (first["enqueued"] - later["enqueued"]) / eta
     click.echo(f"Rate: {rate:.2f} tasks/sec")
-    remaining = tq.enqueued
     if rate > 0:
-        click.echo(f"ETA: {natural_time_delta(remaining / rate)}")
+        click.echo(f"ETA: {natural_time_delta(later['enqueued'] / rate)}")
     else:
         click.echo("ETA: unknown (no task completed while sampling)")
+
+
+@queue.command()
+@click.argument("queue_path", metavar="QUEUE")
+@click.option("--aws-region", default="us-east-1", envvar="SQS_REGION_NAME", show_default=True, help="SQS region.")
+@click.option("--rate", default=30.0, type=float, show_default=True, help="Seconds between checks.")
+def wait(queue_path: str, aws_region: str, rate: float) -> None:
+    """Block until QUEUE is empty (SQS: empty on consecutive reads)."""
+    manage.wait_until_empty(normalize_path(queue_path), rate=rate, region_name=aws_region)
+
+
+@queue.command()
+@click.argument("path")
+def release(path: str) -> None:
+    """Make every leased task of PATH available again (fq://)."""
+    manage.release_all(normalize_path(path))
+
+
+@queue.command()
+@click.argument("path")
+def rezero(path: str) -> None:
+    """Reset the inserted and completed counters of PATH."""
+    manage.rezero(normalize_path(path))
+
+
+@queue.command()
+@click.argument("queuepath")
+def purge(queuepath: str) -> None:
+    """Delete every task in QUEUEPATH."""
+    manage.purge(normalize_path(queuepath))
+
+
+@queue.command()
+@click.argument("src")
+@click.argument("dest")
+def cp(src: str, dest: str) -> None:
+    """Copy every task of SRC (fq://) into DEST."""
+    click.echo(f"copied {manage.copy_tasks(normalize_path(src), normalize_path(dest))} tasks")
+
+
+@queue.command()
+@click.argument("src")
+@click.argument("dest")
+def mv(src: str, dest: str) -> None:
+    """Move every task of SRC into DEST (leases 10 at a time, inserts, deletes)."""
+    click.echo(f"moved {manage.move_tasks(normalize_path(src), normalize_path(dest))} tasks")
+
+
+@queue.command()
+@click.argument("path")
+@click.option("--requeue", is_flag=True, default=False, help="Put every dead-lettered task back in the queue.")
+@click.option("--aws-region", default="us-east-1", envvar="SQS_REGION_NAME", show_default=True, help="SQS region.")
+def dead(path: str, requeue: bool, aws_region: str) -> None:
+    """List the dead-lettered tasks of PATH with their last errors (or --requeue them after a fix)."""
+    path = normalize_path(path)
+    if requeue:
+        click.echo(f"requeued {manage.requeue_dead(path, aws_region)} tasks")
+        return
+    records = manage.dead_letters(path, aws_region)
+    for rec in records:
+        payload = rec["task"].get("payload", rec["task"])
+        name = payload[0][1] if isinstance(payload, list) else payload.get("class", "?")
+        click.echo(f"{rec['id']}  {name}  attempts={rec.get('attempts')}  error={rec.get('error')}")
+    click.echo(f"{len(records)} dead-lettered task(s)")
 
 
 def _known(value) -> bool:
