@@ -25,6 +25,7 @@ __all__ = [
     "normalize_compress",
     "default_compress",
     "check_encoding",
+    "output_encoding",
     "set_encoding",
     "truncate_scales",
     "clean_xfer_info",
@@ -203,6 +204,18 @@ def set_encoding(cv: CloudVolume, mip: int, encoding: Optional[str], encoding_le
     if encoding != "compressed_segmentation":
         scale.pop("compressed_segmentation_block_size", None)
     scale.update(_encoding_params(encoding, encoding_level, encoding_effort))
+
+
+def output_encoding(vol: CloudVolume, mip: int, encoding: Optional[str], compress):
+    """Validate what a planner will write: ``(encoding or None to keep, compress)``.
+
+    The encoding (given, or ``mip``'s) must store the layer's dtype and channels
+    faithfully; ``compress`` is normalised for it.
+    """
+    encoding = normalize_encoding(encoding)
+    written = encoding or vol.meta.encoding(mip)
+    check_encoding(written, vol.dtype, vol.num_channels)
+    return encoding, normalize_compress(compress, written)
 
 
 def truncate_scales(info: dict, mip: int) -> None:

@@ -19,10 +19,8 @@ from igneous.task_creation.common import GridTasks, as_triple, get_bounds, recor
 from igneous.tasks.image.image import DownsampleTask
 from igneous.types import DownsampleMethods, ShapeType
 from igneous.volumes import (
-    check_encoding,
-    normalize_compress,
-    normalize_encoding,
     open_volume,
+    output_encoding,
     set_encoding,
     truncate_scales,
 )
@@ -145,10 +143,7 @@ def create_downsampling_tasks(
     method = resolve_method(method, vol.layer_type, vol.dtype)
     check_factor_for_method(method, factor)
     memory_target = check_memory_target(memory_target)
-    encoding = normalize_encoding(encoding)
-    out_encoding = encoding or vol.meta.encoding(mip)
-    check_encoding(out_encoding, vol.dtype, vol.num_channels)
-    compress = normalize_compress(compress, out_encoding)
+    encoding, compress = output_encoding(vol, mip, encoding, compress)
     base_chunk = vol.meta.chunk_size(mip)
     new_chunk = base_chunk if chunk_size is None else as_triple(chunk_size, "chunk_size")
     if chunk_size is not None and not preserve_chunk_size:

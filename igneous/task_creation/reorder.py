@@ -14,11 +14,9 @@ from igneous.task_creation.common import FinelyDividedTaskIterator, get_bounds, 
 from igneous.task_creation.transfer import check_distinct_layers
 from igneous.tasks.image.image import ReorderTask
 from igneous.volumes import (
-    check_encoding,
     clean_xfer_info,
-    normalize_compress,
-    normalize_encoding,
     open_volume,
+    output_encoding,
     set_encoding,
     truncate_scales,
 )
@@ -99,10 +97,7 @@ def create_reordering_tasks(
     vol = open_volume(src, mip)
     bounds = vol.meta.bounds(mip)
     mapping = compute_reorder_mapping(sequence, int(bounds.minpt.z), int(bounds.maxpt.z))
-    encoding = normalize_encoding(encoding)
-    out_encoding = encoding or vol.meta.encoding(mip)
-    check_encoding(out_encoding, vol.dtype, vol.num_channels)
-    compress = normalize_compress(compress, out_encoding)
+    encoding, compress = output_encoding(vol, mip, encoding, compress)
 
     info = clean_xfer_info(copy.deepcopy(vol.info))
     truncate_scales(info, mip)

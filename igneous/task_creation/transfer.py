@@ -27,12 +27,10 @@ from igneous.task_creation.downsample import (
 from igneous.tasks.image.image import TransferTask
 from igneous.types import DownsampleMethods, ShapeType
 from igneous.volumes import (
-    check_encoding,
     clean_xfer_info,
     default_compress,
-    normalize_compress,
-    normalize_encoding,
     open_volume,
+    output_encoding,
     set_encoding,
 )
 from igneous.volumes import (
@@ -180,10 +178,7 @@ def create_transfer_tasks(
     method = resolve_method(downsample_method, src.layer_type, src.dtype)
     if not skip_downsamples:
         check_factor_for_method(method, factor)
-    encoding = normalize_encoding(encoding)
-    out_encoding = encoding or src.meta.encoding(mip)
-    check_encoding(out_encoding, src.dtype, src.num_channels)
-    compress = normalize_compress(compress, out_encoding)
+    encoding, compress = output_encoding(src, mip, encoding, compress)
     if chunk_size is not None:
         chunk_size = as_triple(chunk_size, "chunk_size")
 
