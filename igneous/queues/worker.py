@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import multiprocessing as mp
@@ -23,7 +24,7 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import List
+from typing import List, Optional
 
 from igneous.queues.backends import Lease, open_backend
 
@@ -109,27 +110,52 @@ class _Signals:
 
 
 class LeaseKeeper:
-    """Renews a lease in the background while its task runs."""
+    """Renews the lease of the task being run, from one background thread per worker.
 
-    def __init__(self, backend, lease: Lease, seconds: int):
-        self.backend, self.lease, self.seconds = backend, lease, max(1, int(seconds))
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._renew, name="lease-keeper", daemon=True)
+    ``with keeper.holding(lease):`` around a task; the thread renews every half lease.
+    """
 
-    def __enter__(self):
+    def __init__(self, backend, seconds: int):
+        self.backend, self.seconds = backend, max(1, int(seconds))
+        self._lease: Optional[Lease] = None
+        self._since = 0.0
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="lease-keeper", daemon=True)
         self._thread.start()
-        return self
 
-    def __exit__(self, *exc):
-        self._done.set()
+    @contextlib.contextmanager
+    def holding(self, lease: Lease):
+        with self._cond:
+            self._lease, self._since = lease, time.monotonic()
+            self._cond.notify()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._lease = None
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
         self._thread.join()
 
-    def _renew(self) -> None:
-        while not self._done.wait(self.seconds / 2):
-            try:
-                self.backend.renew(self.lease, self.seconds)
-            except Exception as err:  # the task goes on; at worst its lease lapses
-                log.warning("could not renew the lease of %s: %s", self.lease.id, err)
+    def _run(self) -> None:
+        with self._cond:
+            while not self._closed:
+                if self._lease is None:
+                    self._cond.wait()
+                    continue
+                due = self._since + self.seconds / 2
+                if time.monotonic() < due:
+                    self._cond.wait(due - time.monotonic())
+                    continue
+                lease, self._since = self._lease, time.monotonic()
+                try:
+                    self.backend.renew(lease, self.seconds)
+                except Exception as err:  # the task goes on; at worst its lease lapses
+                    log.warning("could not renew the lease of %s: %s", lease.id[:36], err)
 
 
 def _log_task(lease: Lease, seconds: float, outcome: str, error: str = "", quiet: bool = False) -> None:
@@ -144,7 +170,9 @@ def _retry_delay(attempts: int, lease_seconds: int) -> int:
     return int(min(lease_seconds, 2 ** min(attempts, 10)))
 
 
-def _run(backend, lease: Lease, opts: WorkerOptions, report: WorkerReport, signals: _Signals) -> None:
+def _run(
+    backend, lease: Lease, opts: WorkerOptions, report: WorkerReport, signals: _Signals, keeper: LeaseKeeper
+) -> None:
     t0 = time.monotonic()
     if lease.attempts > opts.max_attempts:
         error = backend.last_error(lease.id) or (
@@ -158,7 +186,7 @@ def _run(backend, lease: Lease, opts: WorkerOptions, report: WorkerReport, signa
     if error is None:
         try:
             signals.in_task = True
-            with LeaseKeeper(backend, lease, opts.lease_seconds):
+            with keeper.holding(lease):
                 lease.task.execute()
         except StopNow:
             backend.release(lease, 0)
@@ -209,6 +237,7 @@ def work(opts: WorkerOptions) -> WorkerReport:
     empty_polls = 0
     wait_sec = 0 if opts.queue.startswith(("fq://", "/", ".")) or "://" not in opts.queue else 5
     pbar = _progress(opts)
+    keeper = LeaseKeeper(backend, opts.lease_seconds)
     with _Signals(opts.grace_seconds) as signals:
         while True:
             if signals.stopping:
@@ -226,7 +255,7 @@ def work(opts: WorkerOptions) -> WorkerReport:
                 time.sleep(min(2.0, 0.05 * 2 ** min(empty_polls, 6)) * random.random())
                 continue
             empty_polls = 0
-            _run(backend, lease, opts, report, signals)
+            _run(backend, lease, opts, report, signals, keeper)
             if pbar is not None:
                 pbar.update(1)
                 pbar.set_postfix(done=report.executed, failed=report.failed, dead=report.dead_lettered)
@@ -235,6 +264,7 @@ def work(opts: WorkerOptions) -> WorkerReport:
             if _limit_reached(opts, report, started):
                 report.stop = "limit"
                 break
+    keeper.close()
     if pbar is not None:
         pbar.close()
     return report

@@ -92,11 +92,13 @@ def test_lease_keeper_holds_a_task_beyond_its_lease(tmp_path):
         ]
     )
     lease = backend.lease(2)
-    with LeaseKeeper(backend, lease, 2):
+    keeper = LeaseKeeper(backend, 2)
+    with keeper.holding(lease):
         deadline = time.time() + 6
         while time.time() < deadline:
             assert backend.lease(2) is None  # still leased: a second worker gets nothing
             time.sleep(0.5)
+    keeper.close()
     time.sleep(2.5)  # once the keeper stops, the lease lapses and the task is available again
     again = backend.lease(2)
     assert again is not None and again.attempts == 2
