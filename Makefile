@@ -16,6 +16,7 @@ install: $(BIN)/python
 
 install-test: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	VENV=$(VENV) PYTHON=$(PYTHON) .ci/install-tools.sh
 
 demo: install
 	$(BIN)/python examples/demo.py --out demo-output

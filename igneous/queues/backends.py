@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
@@ -62,10 +63,9 @@ class FileBackend:
 
     # -- leasing -------------------------------------------------------------
     def lease(self, seconds: int, wait_sec: float = 0) -> Optional[Lease]:
-        found = self.api.lease(int(seconds), 1, wait_sec)
-        if not found:
+        message = self._lease_one(int(seconds))
+        if message is None:
             return None
-        message = found[0]
         ident = message["id"]
         with open(os.path.join(self.path, "attempts", ident), "ab") as f:
             f.write(b"1")
@@ -73,6 +73,27 @@ class FileBackend:
             attempts = f.tell()
         task, error = _safe_totask(dict(message))
         return Lease(task=task, id=ident, attempts=attempts, message=message, error=error)
+
+    def _lease_one(self, seconds: int) -> Optional[dict]:
+        """Lease one available message: like FileQueueAPI.lease, but it stops reading the
+        directory at the first few available names instead of sorting through 250 per lease."""
+        now = int(time.time())
+        candidates = []
+        with os.scandir(self.api.queue_path) as entries:
+            for entry in entries:
+                if int(entry.name.split("--", 1)[0]) <= now:
+                    candidates.append(entry.name)
+                    if len(candidates) >= 16:
+                        break
+        random.shuffle(candidates)  # workers that read the same directory spread out
+        for name in candidates:
+            try:
+                message = self.api._lease_filename(name, seconds)  # the atomic rename + journal
+            except OSError:
+                continue
+            if message is not None:
+                return message
+        return None
 
     def renew(self, lease: Lease, seconds: int) -> None:
         self.api.renew_lease(lease.id, int(seconds))
@@ -84,7 +105,7 @@ class FileBackend:
         self.api.delete(lease.id)
         if tally:
             self.api.tally()
-        self._forget(lease.id)
+        self._forget(lease)
 
     # -- failures ------------------------------------------------------------
     def record_error(self, ident: str, error: str) -> None:
@@ -105,7 +126,7 @@ class FileBackend:
             json.dump(record, f)
         os.replace(tmp, os.path.join(self.path, "dead", f"{lease.id}.json"))
         self.api.delete(lease.id)
-        self._forget(lease.id)
+        self._forget(lease)
 
     def dead_letters(self) -> List[dict]:
         out = []
@@ -126,10 +147,11 @@ class FileBackend:
             os.remove(os.path.join(self.path, "dead", f"{r['id']}.json"))
         return len(records)
 
-    def _forget(self, ident: str) -> None:
-        for sub in ("attempts", "errors"):
+    def _forget(self, lease: Lease) -> None:
+        # an error note can only exist if an earlier attempt failed: skip the syscall otherwise
+        for sub in ("attempts", "errors") if lease.attempts > 1 or lease.error else ("attempts",):
             try:
-                os.remove(os.path.join(self.path, sub, ident))
+                os.remove(os.path.join(self.path, sub, lease.id))
             except FileNotFoundError:
                 pass
 
@@ -156,10 +178,18 @@ class FileBackend:
 
 
 class SqsBackend:
-    """An AWS SQS queue (or any endpoint set by the standard AWS environment variables)."""
+    """An AWS SQS queue (or any endpoint set by the standard AWS environment variables:
+    ``AWS_ENDPOINT_URL``/``AWS_ENDPOINT_URL_SQS``, or ``SQS_ENDPOINT_URL``, SPEC §1.1)."""
 
     def __init__(self, qurl: str, region_name: Optional[str] = None):
-        kwargs = {"region_name": region_name} if region_name else {}
+        from botocore.config import Config
+
+        kwargs: Dict[str, Any] = {"region_name": region_name} if region_name else {}
+        endpoint = os.environ.get("SQS_ENDPOINT_URL")
+        if endpoint:
+            kwargs["endpoint_url"] = endpoint
+        # throttling and transient errors: boto3's "standard" retries (exponential back-off)
+        kwargs["config"] = Config(retries={"mode": "standard", "max_attempts": 10})
         self.tq = TaskQueue(qurl, progress=False, **kwargs)
         self.api = self.tq.api
         self.sqs = self.api.sqs
@@ -178,9 +208,15 @@ class SqsBackend:
         if not msgs:
             return None
         msg = msgs[0]
-        message = json.loads(msg["Body"])
-        message["id"] = msg["ReceiptHandle"]
         attempts = int(msg.get("Attributes", {}).get("ApproximateReceiveCount", 1))
+        try:
+            message = json.loads(msg["Body"])
+            if not isinstance(message, dict):
+                raise ValueError("the message body is not a JSON object")
+        except ValueError as err:  # a foreign message must not kill the worker: dead-letter it in time
+            message = {"body": msg["Body"], "id": msg["ReceiptHandle"]}
+            return Lease(task=None, id=msg["ReceiptHandle"], attempts=attempts, message=message, error=f"{err}")
+        message["id"] = msg["ReceiptHandle"]
         task, error = _safe_totask(dict(message))
         return Lease(task=task, id=msg["ReceiptHandle"], attempts=attempts, message=message, error=error)
 
@@ -190,7 +226,14 @@ class SqsBackend:
         )
 
     def release(self, lease: Lease, delay_seconds: int = 0) -> None:
-        self.renew(lease, max(0, int(delay_seconds)))
+        from botocore.exceptions import ClientError
+
+        try:
+            self.renew(lease, max(0, int(delay_seconds)))
+        except ClientError as err:  # e.g. the lease already lapsed: SQS hands the task out again anyway
+            import logging
+
+            logging.getLogger(__name__).warning("could not release %s: %s", lease.id[:36], err)
 
     def delete(self, lease: Lease, tally: bool = False) -> None:
         self.sqs.delete_message(QueueUrl=self.api.qurl, ReceiptHandle=lease.id)
@@ -201,12 +244,15 @@ class SqsBackend:
     def last_error(self, ident: str) -> Optional[str]:
         return None
 
-    def _dead_queue(self) -> str:
+    def _dead_queue(self, create: bool = True) -> Optional[str]:
+        """The dead-letter queue's URL; None when it does not exist and ``create`` is False."""
         if self._dead_url is None:
             name = self.name + DEAD_LETTER_SUFFIX
             try:
                 self._dead_url = self.sqs.get_queue_url(QueueName=name)["QueueUrl"]
             except self.sqs.exceptions.QueueDoesNotExist:
+                if not create:
+                    return None
                 self._dead_url = self.sqs.create_queue(QueueName=name)["QueueUrl"]
         return self._dead_url
 
@@ -220,35 +266,52 @@ class SqsBackend:
         self.sqs.send_message(QueueUrl=self._dead_queue(), MessageBody=json.dumps(body))
         self.delete(lease)
 
-    def dead_letters(self) -> List[dict]:
-        """Peek at dead letters (they become visible again after 5 seconds)."""
-        out, seen = [], set()
-        for _ in range(10):
-            resp = self.sqs.receive_message(
-                QueueUrl=self._dead_queue(), MaxNumberOfMessages=10, VisibilityTimeout=5, WaitTimeSeconds=0
-            )
-            msgs = resp.get("Messages", [])
-            if not msgs:
-                break
-            for m in msgs:
-                if m["MessageId"] not in seen:
-                    seen.add(m["MessageId"])
+    def dead_letters(self, limit: int = 100) -> List[dict]:
+        """Peek at up to ``limit`` dead letters. SQS can only list by receiving, so the peeked
+        messages are made visible again before returning (a requeue right after sees them)."""
+        url = self._dead_queue(create=False)
+        if url is None:
+            return []
+        out: List[dict] = []
+        handles: Dict[str, str] = {}
+        try:
+            while len(handles) < limit:
+                resp = self.sqs.receive_message(
+                    QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30, WaitTimeSeconds=1
+                )
+                msgs = [m for m in resp.get("Messages", []) if m["MessageId"] not in handles]
+                if not msgs:
+                    break
+                for m in msgs:
+                    handles[m["MessageId"]] = m["ReceiptHandle"]
                     out.append({"id": m["MessageId"], **json.loads(m["Body"])})
+        finally:
+            entries = [
+                {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0} for i, h in enumerate(handles.values())
+            ]
+            for i in range(0, len(entries), 10):
+                self.sqs.change_message_visibility_batch(QueueUrl=url, Entries=entries[i : i + 10])
         return out
 
     def requeue_dead(self) -> int:
+        """Put every dead-lettered task back in the queue (SQS gives it a fresh receive count)."""
+        url = self._dead_queue(create=False)
+        if url is None:
+            return 0
         moved = 0
         while True:
+            # long poll: a short poll samples a few SQS servers and can miss messages that exist
             resp = self.sqs.receive_message(
-                QueueUrl=self._dead_queue(), MaxNumberOfMessages=10, VisibilityTimeout=60, WaitTimeSeconds=0
+                QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=60, WaitTimeSeconds=1
             )
             msgs = resp.get("Messages", [])
             if not msgs:
                 return moved
             for m in msgs:
-                record = json.loads(m["Body"])
-                self.sqs.send_message(QueueUrl=self.api.qurl, MessageBody=json.dumps(record["task"]))
-                self.sqs.delete_message(QueueUrl=self._dead_queue(), ReceiptHandle=m["ReceiptHandle"])
+                task = json.loads(m["Body"])["task"]
+                body = task["body"] if set(task) == {"body"} else json.dumps(task)  # a foreign body goes back as it was
+                self.sqs.send_message(QueueUrl=self.api.qurl, MessageBody=body)
+                self.sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
                 moved += 1
 
     def counts(self) -> Dict[str, float]:
@@ -256,14 +319,18 @@ class SqsBackend:
         visible = int(status["ApproximateNumberOfMessages"])
         leased = int(status["ApproximateNumberOfMessagesNotVisible"])
         delayed = int(status["ApproximateNumberOfMessagesDelayed"])
-        dead = float("nan")
+        dead: float = float("nan")
         try:
-            attrs = self.sqs.get_queue_attributes(
-                QueueUrl=self._dead_queue(),
-                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-            )
-            dead = sum(int(v) for v in attrs["Attributes"].values())
-        except Exception:  # no permission to create the dead-letter queue: say unknown
+            url = self._dead_queue(create=False)  # a status read creates nothing
+            if url is None:
+                dead = 0
+            else:
+                attrs = self.sqs.get_queue_attributes(
+                    QueueUrl=url,
+                    AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+                )
+                dead = sum(int(v) for v in attrs["Attributes"].values())
+        except Exception:  # no permission to read the dead-letter queue: say unknown
             pass
         return {
             "inserted": float("nan"),
