@@ -343,12 +343,12 @@ class SqsBackend:
 
     def is_drained(self) -> bool:
         """Drained = no message visible, in flight or delayed on three reads in a row
-        (SQS counts are approximate; one zero is not proof, three a second apart are)."""
+        (SQS counts are approximate; one zero is not proof, three in a row are)."""
         for i in range(3):
             if self.api.enqueued != 0:
                 return False
             if i < 2:
-                time.sleep(1)
+                time.sleep(0.5)
         return True
 
 

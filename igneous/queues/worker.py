@@ -235,7 +235,9 @@ def work(opts: WorkerOptions) -> WorkerReport:
     report = WorkerReport()
     started = time.monotonic()
     empty_polls = 0
-    wait_sec = 0 if opts.queue.startswith(("fq://", "/", ".")) or "://" not in opts.queue else 5
+    # SQS: long-poll (cheaper, prompt); with -x a short poll so a drained queue is noticed fast
+    remote = not opts.queue.startswith("fq://") and "://" in opts.queue
+    wait_sec = (2 if opts.exit_on_empty else 10) if remote else 0
     pbar = _progress(opts)
     keeper = LeaseKeeper(backend, opts.lease_seconds)
     with _Signals(opts.grace_seconds) as signals:
