@@ -127,6 +127,8 @@ def status(path: str, eta: float) -> None:
     click.echo(f"Leased: {first['leased']} ({_percent(first['leased'], first['enqueued'])} of queue)")
     if _known(first["failing"]):
         click.echo(f"Failing: {first['failing']} (last attempt failed; retried with back-off)")
+    if _known(first["failed_attempts"]):
+        click.echo(f"Failed attempts: {first['failed_attempts']}")
     if _known(first["dead_lettered"]):
         click.echo(f"Dead-lettered: {first['dead_lettered']} (see: igneous queue dead {path})")
     if eta <= 0:

@@ -111,6 +111,8 @@ class FileBackend:
     def record_error(self, ident: str, error: str) -> None:
         with open(os.path.join(self.path, "errors", ident), "w") as f:
             f.write(error)
+        with open(os.path.join(self.path, "failures"), "ab") as f:  # one byte per failed attempt
+            f.write(b"1")
 
     def last_error(self, ident: str) -> Optional[str]:
         try:
@@ -164,12 +166,17 @@ class FileBackend:
             leased += int(entry.name.split("--")[0]) > now
         failed = sum(1 for _ in os.scandir(os.path.join(self.path, "errors")))
         dead = sum(1 for e in os.scandir(os.path.join(self.path, "dead")) if e.name.endswith(".json"))
+        try:
+            failed_attempts = os.path.getsize(os.path.join(self.path, "failures"))
+        except FileNotFoundError:
+            failed_attempts = 0
         return {
             "inserted": self.api.inserted,
             "enqueued": enqueued,
             "leased": leased,
             "completed": self.api.completed,
             "failing": failed,
+            "failed_attempts": failed_attempts,
             "dead_lettered": dead,
         }
 
@@ -338,6 +345,7 @@ class SqsBackend:
             "leased": leased,
             "completed": float("nan"),
             "failing": float("nan"),
+            "failed_attempts": float("nan"),
             "dead_lettered": dead,
         }
 

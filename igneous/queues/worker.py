@@ -238,7 +238,7 @@ def work(opts: WorkerOptions) -> WorkerReport:
     # SQS: long-poll (cheaper, prompt); with -x a short poll so a drained queue is noticed fast
     remote = not opts.queue.startswith("fq://") and "://" in opts.queue
     wait_sec = (2 if opts.exit_on_empty else 10) if remote else 0
-    pbar = _progress(opts)
+    pbar = _progress(opts, backend)
     keeper = LeaseKeeper(backend, opts.lease_seconds)
     with _Signals(opts.grace_seconds) as signals:
         while True:
@@ -272,12 +272,17 @@ def work(opts: WorkerOptions) -> WorkerReport:
     return report
 
 
-def _progress(opts: WorkerOptions):
+def _progress(opts: WorkerOptions, backend):
+    """A progress bar (done, failed, rate, ETA) for an interactive terminal."""
     if not opts.progress:
         return None
     from tqdm import tqdm
 
-    return tqdm(desc="Tasks", unit="task", dynamic_ncols=True)
+    try:
+        total = int(backend.counts()["enqueued"])
+    except Exception:  # counts are a nicety here
+        total = None
+    return tqdm(desc="Tasks", unit="task", total=total, dynamic_ncols=True)
 
 
 def _import_plugins() -> None:

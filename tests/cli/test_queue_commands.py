@@ -51,7 +51,7 @@ def test_dead_letters_listed_and_requeued(tmp_path, monkeypatch):
     monkeypatch.setenv("IGNEOUS_TASK_MODULES", "tests.worker_tasks")
     run("execute", "-x", "--max-attempts", "1", q, code=1)
     out = run("queue", "status", q)
-    assert "Dead-lettered: 1" in out and "Enqueued: 0" in out
+    assert "Dead-lettered: 1" in out and "Enqueued: 0" in out and "Failed attempts: 1" in out
     out = run("queue", "dead", q)
     assert "FailTask" in out and "disk full" in out and "1 dead-lettered" in out
     assert "requeued 1" in run("queue", "dead", q, "--requeue")
