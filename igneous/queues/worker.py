@@ -322,6 +322,8 @@ class _Supervisor:
 
     def _forward(self, signum, frame):
         self.stopping = True
+        if signum == signal.SIGINT:
+            return  # Ctrl-C reaches the whole process group already; a second signal would abort tasks
         for proc in self.procs:
             if proc.is_alive():
                 os.kill(proc.pid, signal.SIGTERM)
