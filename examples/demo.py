@@ -7,7 +7,6 @@ Everything happens under --out (default ./demo-output): no cloud account needed.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -66,15 +65,8 @@ def main() -> int:
     original = CloudVolume(src)[:, :, :]
     copy = CloudVolume(dest)[:, :, :]
     print(f"\nrechunked copy identical to the source: {bool(np.array_equal(original, copy))}")
-    print(
-        json.dumps(
-            {
-                "view": f'igneous view {src}   (or: python -c "from cloudvolume import CloudVolume; '
-                f"CloudVolume('{src}').viewer()\")"
-            },
-            indent=None,
-        )
-    )
+    print("\nview it in Neuroglancer (serves the layer on localhost and prints the URL):")
+    print(f"  python -c \"from cloudvolume import CloudVolume; CloudVolume('{src}').viewer()\"")
     return 0
 
 
