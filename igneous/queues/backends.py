@@ -14,6 +14,7 @@ operator puts it back. Each backend provides that on its own storage:
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import time
@@ -24,11 +25,14 @@ from taskqueue import TaskQueue
 from taskqueue.file_queue_api import FileQueueAPI
 from taskqueue.queueables import totask
 
+from igneous.queues.fileq import insert_file_queue
 from igneous.queues.paths import normalize_queue_path
 
 __all__ = ["Lease", "FileBackend", "SqsBackend", "open_backend", "DEAD_LETTER_SUFFIX"]
 
 DEAD_LETTER_SUFFIX = "-dead-letter"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -141,8 +145,6 @@ class FileBackend:
 
     def requeue_dead(self) -> int:
         """Put every dead-lettered task back with a fresh attempt count."""
-        from igneous.queues.fileq import insert_file_queue
-
         records = self.dead_letters()
         insert_file_queue(self.path, [r["task"]["payload"] for r in records], threads=1)
         for r in records:
@@ -238,9 +240,7 @@ class SqsBackend:
         try:
             self.renew(lease, max(0, int(delay_seconds)))
         except ClientError as err:  # e.g. the lease already lapsed: SQS hands the task out again anyway
-            import logging
-
-            logging.getLogger(__name__).warning("could not release %s: %s", lease.id[:36], err)
+            log.warning("could not release %s: %s", lease.id[:36], err)
 
     def delete(self, lease: Lease, tally: bool = False) -> None:
         self.sqs.delete_message(QueueUrl=self.api.qurl, ReceiptHandle=lease.id)

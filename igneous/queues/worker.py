@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import List, Optional
 
 from igneous.queues.backends import Lease, open_backend
@@ -62,7 +62,6 @@ class WorkerReport:
     failed: int = 0
     dead_lettered: int = 0
     stop: str = "drained"
-    failures: List[str] = field(default_factory=list)
 
     def exit_code(self) -> ExitCode:
         if self.dead_lettered or (self.failed and self.stop != "drained"):
@@ -206,7 +205,6 @@ def _run(
         _log_task(lease, seconds, "ok", quiet=opts.quiet)
         return
     report.failed += 1
-    report.failures.append(f"{lease.name} {lease.id}: {error}")
     backend.record_error(lease.id, error)
     if lease.attempts >= opts.max_attempts:
         backend.dead_letter(lease, error)

@@ -288,17 +288,8 @@ def _copy_shape(chunk: Vec, itemsize: int, memory_target: int) -> Vec:
 
 def _levels_for(dest: CloudVolume, mip: int, shape: Vec, factor: Vec, max_mips: int) -> int:
     """Pyramid levels a task of ``shape`` can write chunk-aligned (scales added as if present)."""
-    levels = 0
-    chunk = dest.meta.chunk_size(mip)
-    size = dest.meta.bounds(mip).size3()
-    for k in range(1, max_mips + 1):
-        scale = factor**k
-        if np.any(shape % scale) or np.any(((shape // scale) % chunk != 0) & (shape < size)):
-            break
-        if np.all((size // scale) <= 1):
-            break
-        levels = k
-    return levels
+    tiling = dss.compute_factors(shape, factor, dest.meta.chunk_size(mip), dest.meta.bounds(mip).size3())
+    return min(max_mips, len(tiling))
 
 
 def _record_transfer(src_path: str, dest_path: str, update_src: bool, params: dict, sources) -> None:
