@@ -8,7 +8,7 @@ import os
 import click
 
 import igneous
-from igneous_cli import design, image, queue
+from igneous_cli import design, image, mesh, queue
 from igneous_cli.common import IgneousGroup, configure_logging
 
 __all__ = ["main", "clamp_parallel"]
@@ -57,3 +57,4 @@ main.add_command(queue.execute)
 main.add_command(design.design)
 main.add_command(queue.queue)
 main.add_command(image.image)
+main.add_command(mesh.mesh)

@@ -1,0 +1,2 @@
+"""Mesh tasks: forging (``mesh.py``), legacy and multi-resolution merges (``mesh.py``,
+``multires.py``). Importing registers each under its SPEC §3.7 wire name."""
