@@ -28,6 +28,7 @@ __all__ = [
     "num_tasks",
     "set_encoding",
     "record_provenance",
+    "compute_shard_params_for_hashed",
     "task_kwargs",
     "as_triple",
 ]
@@ -231,3 +232,53 @@ def get_bounds(vol: CloudVolume, bounds, mip: int, bounds_mip: int = 0, chunk_si
         selected = Bbox.clamp(selected, layer)
     log.info("Volume Bounds: %s; Selected ROI: %s", layer, selected)
     return selected
+
+
+def compute_shard_params_for_hashed(
+    num_labels: int,
+    shard_index_bytes: int = 2**13,
+    minishard_index_bytes: int = 2**15,
+    min_shards: int = 1,
+) -> tuple[int, int, int]:
+    """Shard geometry for label-keyed data (meshes, skeletons): ``(shard_bits, minishard_bits, 0)``.
+
+    A shard's fixed index holds ``shard_index_bytes / 16`` minishards and a minishard index
+    ``minishard_index_bytes / 24`` labels. Shards are packed fuller when they would be at most
+    55 % used. ``min_shards`` takes bits from the minishards; it is rounded *up* to a power of
+    two, so asking for at least 5 shards gives 8 (cloud-volume's rounding gives 4).
+    """
+    if int(num_labels) != num_labels or num_labels < 0:
+        raise InvalidParameterError(f"num_labels must be a whole number >= 0, got {num_labels!r}")
+    if int(min_shards) != min_shards or min_shards < 1:
+        raise InvalidParameterError(f"min_shards must be a whole number >= 1, got {min_shards!r}")
+    if shard_index_bytes < 16:
+        raise InvalidParameterError(f"shard_index_bytes must be >= 16 (one minishard), got {shard_index_bytes}")
+    if minishard_index_bytes < 24:
+        raise InvalidParameterError(f"minishard_index_bytes must be >= 24 (one label), got {minishard_index_bytes}")
+
+    min_shard_bits = int(math.ceil(math.log2(min_shards)))
+    if num_labels == 0:
+        return (min_shard_bits, 0, 0)
+
+    minishards_per_shard = shard_index_bytes / 16
+    labels_per_minishard = minishard_index_bytes / 24
+    labels_per_shard = minishards_per_shard * labels_per_minishard
+
+    if num_labels >= labels_per_shard:
+        minishard_bits = int(math.ceil(math.log2(minishards_per_shard)))
+        shard_bits = int(math.ceil(math.log2(num_labels / (labels_per_minishard * 2**minishard_bits))))
+    elif num_labels >= labels_per_minishard:
+        minishard_bits = int(math.ceil(math.log2(num_labels / labels_per_minishard)))
+        shard_bits = 0
+    else:
+        minishard_bits = 0
+        shard_bits = 0
+
+    if num_labels / (labels_per_shard * 2**shard_bits) <= 0.55:
+        shard_bits -= 1
+    shard_bits = max(shard_bits, 0)
+
+    delta = max(min_shard_bits - shard_bits, 0)
+    shard_bits += delta
+    minishard_bits = max(minishard_bits - delta, 0)
+    return (int(shard_bits), int(minishard_bits), 0)
