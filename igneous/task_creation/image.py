@@ -13,6 +13,11 @@ from igneous.task_creation.downsample import (
 )
 from igneous.task_creation.quantize import create_quantize_tasks, create_quantized_affinity_info
 from igneous.task_creation.reorder import compute_reorder_mapping, create_reordering_tasks
+from igneous.task_creation.shard_image import (
+    create_image_shard_downsample_tasks,
+    create_image_shard_transfer_tasks,
+    create_sharded_image_info,
+)
 from igneous.task_creation.transfer import (
     _select_compression_by_encoding,
     clean_xfer_info,
@@ -29,6 +34,8 @@ __all__ = [
     "create_touch_tasks",
     "create_quantized_affinity_info",
     "create_quantize_tasks",
+    "create_image_shard_transfer_tasks",
+    "create_image_shard_downsample_tasks",
 ]
 
 _also_here = (
@@ -41,4 +48,5 @@ _also_here = (
     create_transfer_cloudvolume,
     clean_xfer_info,
     _select_compression_by_encoding,
+    create_sharded_image_info,
 )

@@ -22,6 +22,8 @@ TASK_CREATION = {
     "create_quantize_tasks",
     "create_reordering_tasks",
     "create_fixup_downsample_tasks",
+    "create_image_shard_transfer_tasks",
+    "create_image_shard_downsample_tasks",
 }
 TASKS = {
     "TransferTask",
@@ -31,6 +33,8 @@ TASKS = {
     "TouchTask",
     "QuantizeTask",
     "downsample_and_upload",
+    "ImageShardTransferTask",
+    "ImageShardDownsampleTask",
 }
 
 

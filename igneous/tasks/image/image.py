@@ -37,6 +37,8 @@ __all__ = [
     "QuantizeTask",
     "ReorderTask",
     "downsample_and_upload",
+    "ImageShardTransferTask",
+    "ImageShardDownsampleTask",
 ]
 
 log = logging.getLogger(__name__)
@@ -309,3 +311,7 @@ def ReorderTask(
         slab = Bbox((box.minpt.x, box.minpt.y, old), (box.maxpt.x, box.maxpt.y, old + 1))
         image[:, :, i : i + 1, :] = srcvol.download(slab, mip)
     destvol.image.upload(image, box.minpt, mip)
+
+
+# Sharded tasks live in their own module; they are registered under this wire module too.
+from igneous.tasks.image.shards import ImageShardDownsampleTask, ImageShardTransferTask  # noqa: E402

@@ -1,0 +1,259 @@
+"""Sharded image tasks (wire module ``igneous.tasks.image.image``, SPEC §3.1).
+
+Each task owns whole shard files, so it never reads, merges or rewrites another task's
+shard: a re-run writes the same bytes. A task streams its box in z-slabs, encodes each
+slab's chunks (two threads: codecs and gzip release the GIL), keeps them in a ``Spool``
+(memory up to half a slab, then a scratch file) and assembles each shard as soon as its
+last chunk is encoded.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+from typing import Dict, List
+
+import numpy as np
+from cloudfiles import CloudFiles
+from cloudvolume import CloudVolume
+from cloudvolume import chunks as cv_chunks
+from cloudvolume.lib import Bbox, Vec
+
+from igneous.ops.downsample import pyramid, resolve_method
+from igneous.shards import (
+    Spool,
+    chunk_codes,
+    encode_data,
+    grid_size,
+    image_shard_shape_from_spec,
+    put_shard,
+    shard_filename,
+)
+from igneous.tasks.image.common import level_box, source_volume, task_box
+from igneous.tasks.image.image import UPLOAD_THREADS, read_box
+from igneous.tasks.registry import queueable
+from igneous.types import DownsampleMethods
+
+__all__ = ["ImageShardTransferTask", "ImageShardDownsampleTask"]
+
+log = logging.getLogger(__name__)
+WIRE = "igneous.tasks.image.image"
+
+
+class ScaleWriter:
+    """Encodes chunks of one sharded scale and writes each shard once all its chunks are in."""
+
+    def __init__(self, vol: CloudVolume, mip: int, box: Bbox, spool: Spool):
+        meta = vol.meta
+        self.layer_path = meta.cloudpath
+        self.mip = mip
+        self.key = meta.key(mip)
+        self.spec = meta.info["scales"][mip]["sharding"]
+        self.encoding = meta.encoding(mip)
+        self.block_size = meta.compressed_segmentation_block_size(mip)
+        self.params = meta.compression_params(mip)
+        self.chunk = Vec(*meta.chunk_size(mip))
+        self.origin = Vec(*meta.voxel_offset(mip))
+        self.size = Vec(*meta.volume_size(mip))
+        self.grid = grid_size(self.size, self.chunk)
+        self.spool = spool
+        self.shift = int(self.spec["preshift_bits"]) + int(self.spec["minishard_bits"])
+        self.mask = (1 << int(self.spec["shard_bits"])) - 1
+        check_owns_whole_shards(self.spec, box, self.size, self.chunk, self.origin, mip)
+        codes = chunk_codes(self.gridpoints(box), self.grid)
+        self.pending: Dict[int, List[int]] = {}
+        for code in codes.tolist():
+            self.pending.setdefault(self.shard_of(code), []).append(code)
+        self.remaining = {shard: len(c) for shard, c in self.pending.items()}
+        self.written: List[str] = []
+
+    def shard_of(self, code: int) -> int:
+        return (int(code) >> self.shift) & self.mask
+
+    def gridpoints(self, box: Bbox) -> np.ndarray:
+        return gridpoints(self.origin, self.chunk, box)
+
+    def encode(self, image: np.ndarray) -> bytes:
+        payload = cv_chunks.encode(
+            image, self.encoding, block_size=self.block_size, compression_params=self.params
+        )
+        return encode_data(payload, self.spec.get("data_encoding", "raw"))
+
+    def add(self, image: np.ndarray, box: Bbox, pool) -> None:
+        """Encode the chunks of ``image`` (covering ``box``, chunk-aligned) and flush full shards."""
+        jobs = []
+        for gx, gy, gz in self.gridpoints(box):
+            gp = Vec(gx, gy, gz)
+            lo = self.origin + gp * self.chunk
+            hi = Vec(*np.minimum(lo + self.chunk, self.origin + self.size))
+            rel_lo, rel_hi = lo - box.minpt, hi - box.minpt
+            view = image[rel_lo.x : rel_hi.x, rel_lo.y : rel_hi.y, rel_lo.z : rel_hi.z]
+            jobs.append((int(chunk_codes(np.array([gp]), self.grid)[0]), view))
+        encoded = pool.map(lambda job: (job[0], self.encode(job[1])), jobs)
+        for code, payload in encoded:
+            self.spool.add((self.mip, code), payload)
+            shard = self.shard_of(code)
+            self.remaining[shard] -= 1
+            if self.remaining[shard] == 0:
+                self.flush(shard)
+
+    def flush(self, shard: int) -> None:
+        name = put_shard(self.layer_path, self.key, self.spec, shard, self.spool, self.mip, self.pending.pop(shard))
+        self.written.append(name)
+
+    def check_done(self) -> None:
+        if self.pending:
+            missing = sorted(shard_filename(s, self.spec) for s in self.pending)
+            raise RuntimeError(f"shards {missing[:5]} of {self.key} were not completed")
+
+
+def gridpoints(origin, chunk, box: Bbox) -> np.ndarray:
+    """Grid points (N×3, x fastest) of the chunks ``box`` touches, counted from ``origin``."""
+    origin, chunk = Vec(*origin), Vec(*chunk)
+    lo = (box.minpt - origin) // chunk
+    hi = -(-(box.maxpt - origin) // chunk)
+    axes = [np.arange(int(a), int(b)) for a, b in zip(lo, hi)]
+    zz, yy, xx = np.meshgrid(axes[2], axes[1], axes[0], indexing="ij")
+    return np.stack([xx.ravel(), yy.ravel(), zz.ravel()], axis=1)
+
+
+def check_owns_whole_shards(spec: dict, box: Bbox, size, chunk, origin, mip: int) -> None:
+    """A task box must be whole shards (clipped at the far faces) of this scale, else the
+    layer's info changed after planning and writing would replace shards with partial ones."""
+    shape = Vec(*image_shard_shape_from_spec(spec, size, chunk))
+    lo = box.minpt - origin
+    hi = box.maxpt - origin
+    end = Vec(*size)
+    if np.any(lo % shape) or np.any((hi % shape != 0) & (hi != end)):
+        raise ValueError(
+            f"task box {box} is not whole shards of {tuple(shape)} at mip {mip}; the layer's info changed "
+            "after the tasks were planned (re-plan them)"
+        )
+
+
+def _slabs(box: Bbox, thickness: int):
+    for z in range(int(box.minpt.z), int(box.maxpt.z), int(thickness)):
+        yield Bbox((box.minpt.x, box.minpt.y, z), (box.maxpt.x, box.maxpt.y, min(z + thickness, box.maxpt.z)))
+
+
+def _same_sharded_layout(src: CloudVolume, dest: CloudVolume, mip: int) -> bool:
+    """True when a destination shard is byte for byte a source shard (copy the file)."""
+    keys = ("chunk_sizes", "voxel_offset", "size", "encoding", "compressed_segmentation_block_size",
+            "resolution", "sharding", "jpeg_quality", "png_level", "jxl_quality", "fpzip_precision")
+    a, b = src.info["scales"][mip], dest.info["scales"][mip]
+    return (
+        src.image.is_sharded(mip)
+        and all(a.get(k) == b.get(k) for k in keys)
+        and src.dtype == dest.dtype
+        and src.num_channels == dest.num_channels
+        and src.meta.path.format == "precomputed"
+    )
+
+
+@queueable(WIRE)
+def ImageShardTransferTask(
+    src_path,
+    dst_path,
+    shape,
+    offset,
+    mip=0,
+    fill_missing=False,
+    translate=(0, 0, 0),
+    agglomerate=False,
+    timestamp=None,
+    stop_layer=None,
+    use_https_for_source=False,
+):
+    """Write the one destination shard whose box is ``offset + shape`` (dest voxels at ``mip``),
+    reading ``box - translate`` from the source."""
+    translate = Vec(*translate)
+    src = source_volume(src_path, mip, fill_missing, agglomerate, timestamp, stop_layer, use_https_for_source)
+    dest = CloudVolume(dst_path, mip=mip, progress=False, cdn_cache=False)
+    box = task_box(dest, mip, shape, offset)
+    if box.subvoxel():
+        return
+    spec = dest.info["scales"][mip]["sharding"]
+
+    if not translate.any() and _same_sharded_layout(src, dest, mip):
+        check_owns_whole_shards(spec, box, dest.meta.volume_size(mip), dest.meta.chunk_size(mip),
+                                dest.meta.voxel_offset(mip), mip)
+        first = gridpoints(dest.meta.voxel_offset(mip), dest.meta.chunk_size(mip), box)[:1]
+        codes = chunk_codes(first, grid_size(dest.meta.volume_size(mip), dest.meta.chunk_size(mip)))
+        name = shard_filename(int(codes[0]) >> (spec["preshift_bits"] + spec["minishard_bits"]), spec)
+        key = dest.meta.key(mip)
+        data = CloudFiles(src.meta.cloudpath).get(f"{src.meta.key(mip)}/{name}", raw=True)
+        if data is None:
+            if not fill_missing:
+                raise ValueError(f"source shard {src.meta.key(mip)}/{name} is missing")
+        else:
+            CloudFiles(dest.meta.cloudpath).put(f"{key}/{name}", data, compress=None, raw=True,
+                                                content_type="application/octet-stream", cache_control="no-cache")
+            return
+
+    chunk_z = int(dest.meta.chunk_size(mip)[2])
+    bpv = np.dtype(dest.dtype).itemsize * dest.num_channels
+    slab_bytes = int(box.size3().x * box.size3().y * chunk_z) * bpv
+    spool = Spool(slab_bytes // 2)
+    try:
+        writer = ScaleWriter(dest, mip, box, spool)
+        with concurrent.futures.ThreadPoolExecutor(UPLOAD_THREADS) as pool:
+            for slab in _slabs(box, chunk_z):
+                image = read_box(src, slab - translate, mip)
+                writer.add(image, slab, pool)
+                del image
+        writer.check_done()
+    finally:
+        spool.close()
+
+
+@queueable(WIRE)
+def ImageShardDownsampleTask(
+    src_path,
+    shape,
+    offset,
+    mip=0,
+    fill_missing=False,
+    sparse=False,
+    agglomerate=False,
+    timestamp=None,
+    factor=(2, 2, 1),
+    method=DownsampleMethods.AUTO,
+    num_mips=1,
+    progress=False,
+    codec_threads=1,
+):
+    """Build ``num_mips`` sharded levels above ``mip`` for the box ``offset + shape``.
+
+    Every level comes from the mip-``mip`` slab in one pyramid call (never from another
+    level, so integer averaging matches the whole-array result and lossy encodings never
+    compound). The task writes only the shards inside its box at each level.
+    """
+    vol = source_volume(src_path, mip, fill_missing, agglomerate, timestamp, codec_threads=codec_threads)
+    box = task_box(vol, mip, shape, offset)
+    if box.subvoxel():
+        return
+    factor = Vec(*factor)
+    num_mips = int(num_mips)
+    method = resolve_method(method, vol.layer_type, vol.dtype)
+    plan_slab = int(vol.meta.chunk_size(mip + 1)[2]) * int(factor[2]) ** num_mips
+    if factor[2] == 1:
+        plan_slab = int(vol.meta.chunk_size(mip + 1)[2])
+    bpv = np.dtype(vol.dtype).itemsize * vol.num_channels
+    spool = Spool(int(box.size3().x * box.size3().y * plan_slab) * bpv // 2)
+    try:
+        writers = [ScaleWriter(vol, mip + k, level_box(vol, mip, box, factor, k), spool) for k in range(1, num_mips + 1)]
+        slabs = list(_slabs(box, plan_slab))
+        with concurrent.futures.ThreadPoolExecutor(UPLOAD_THREADS) as pool:
+            for i, slab in enumerate(slabs):
+                image = read_box(vol, slab, mip)
+                levels = pyramid(image, factor, num_mips, method, sparse)
+                del image
+                for k, (writer, level) in enumerate(zip(writers, levels), start=1):
+                    writer.add(level, level_box(vol, mip, slab, factor, k), pool)
+                del levels
+                if progress:
+                    log.info("slab %d/%d of %s", i + 1, len(slabs), box)
+        for writer in writers:
+            writer.check_done()
+    finally:
+        spool.close()
