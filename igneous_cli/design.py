@@ -120,3 +120,72 @@ def downsamples_in_shape(shape: Sequence[int], chunk: Sequence[int], factor: Seq
 
 def _xyz(values: Sequence[int], sep: str = " x ") -> str:
     return sep.join(str(int(v)) for v in values)
+
+
+memory_option = click.option(
+    "--memory", default=3.5e9, type=float, show_default=True, help="memory_target: bytes per task."
+)
+
+
+@design.command("shard-xfer")
+@click.argument("src", type=CloudPath())
+@mip_option()
+@click.option("--chunk-size", type=Tuple3(), default=None, help="Chunk size of the sharded copy (default: SRC's).")
+@click.option("--encoding", default=None, help="Encoding of the copy (default: SRC's).")
+@click.option("--compress", default="gzip", show_default=True, help="Per-chunk storage inside shards: gzip or none.")
+@memory_option
+def shard_xfer(src: str, mip: int, chunk_size, encoding, compress, memory: float) -> None:
+    """Dry run of `image xfer --sharded`: shard geometry, tasks and memory; writes nothing."""
+    from igneous.task_creation.shard_image import prepare_shard_transfer
+
+    job = prepare_shard_transfer(
+        src, src.rstrip("/") + "-design-dry-run", mip=mip, chunk_size=chunk_size, encoding=encoding,
+        compress=compress, memory_target=int(memory),
+    )
+    _print_plan(job)
+
+
+@design.command("shard-ds")
+@click.argument("path", type=CloudPath())
+@mip_option()
+@click.option("--num-mips", type=int, default=None, help="Levels per pass (default: 3, fewer if memory requires).")
+@click.option("--volumetric", is_flag=True, default=False, help="Factor 2,2,2 instead of 2,2,1.")
+@click.option("--chunk-size", type=Tuple3(), default=None, help="Chunk size of the new scales (default: --mip's).")
+@click.option("--encoding", default=None, help="Encoding of the new scales (default: --mip's).")
+@memory_option
+def shard_ds(path: str, mip: int, num_mips, volumetric: bool, chunk_size, encoding, memory: float) -> None:
+    """Dry run of `image downsample --sharded`: per-level shards, tasks and memory; writes nothing."""
+    from igneous.task_creation.shard_image import prepare_shard_downsample
+
+    job = prepare_shard_downsample(
+        path, mip=mip, num_mips=num_mips, factor=(2, 2, 2) if volumetric else (2, 2, 1), chunk_size=chunk_size,
+        encoding=encoding, memory_target=int(memory),
+    )
+    _print_plan(job)
+
+
+def _print_plan(job) -> None:
+    plan = job.plan
+    vol = job.vol
+    for level in plan.levels:
+        spec = level.spec
+        scale = vol.info["scales"][level.mip]
+        click.echo(
+            f"mip {level.mip}: size {_xyz(level.size)}, chunk {_xyz(level.chunk)}, grid {_xyz(level.grid)}, "
+            f"encoding {scale['encoding']} (chunks stored {spec['data_encoding']})"
+        )
+        click.echo(
+            f"  bits preshift {spec['preshift_bits']} minishard {spec['minishard_bits']} shard {spec['shard_bits']}; "
+            f"shard {_xyz(level.shard_shape)} voxels = {_xyz(level.shard_chunks)} chunks, "
+            f"{format_bytes(level.shard_bytes)} uncompressed; {level.num_shards} shard files"
+        )
+    click.echo(f"Task shape: {_xyz(plan.task_shape)} at mip {plan.levels[0].mip - (plan.kind == 'pyramid')}")
+    click.echo(f"Tasks: {len(_grid(job))}")
+    terms = ", ".join(f"{k} {format_bytes(v)}" for k, v in plan.memory.items())
+    click.echo(f"Peak memory per task: {format_bytes(plan.peak_bytes)} ({terms})")
+
+
+def _grid(job):
+    from igneous.task_creation.common import GridTasks
+
+    return GridTasks(job.bounds, job.plan.task_shape, lambda **kw: None)

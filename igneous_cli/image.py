@@ -34,8 +34,11 @@ def pyramid_factor(volumetric: bool) -> tuple:
     return (2, 2, 2) if volumetric else (2, 2, 1)
 
 
-def refuse_sharded(what: str) -> None:
-    raise click.UsageError(f"--sharded {what} is not available yet; run without --sharded for unsharded output")
+def refuse_with_sharded(**given) -> None:
+    """Options that mean nothing for sharded output are refused rather than ignored."""
+    for name, value in given.items():
+        if value:
+            raise click.UsageError(f"--{name.replace('_', '-')} does not apply with --sharded; drop it")
 
 
 @click.group()
@@ -105,9 +108,27 @@ def downsample(
     codec_threads,
 ):
     """Add pyramid levels above --mip to the layer at PATH."""
-    if sharded:
-        refuse_sharded("downsampling")
     bounds = compute_bounds(path, mip, xrange, yrange, zrange)
+    if sharded:
+        refuse_with_sharded(compress=compress, delete_bg=delete_bg, bg_color=bg_color)
+        tasks = tc.create_image_shard_downsample_tasks(
+            path,
+            mip=mip,
+            fill_missing=fill_missing,
+            sparse=sparse,
+            chunk_size=chunk_size,
+            encoding=encoding,
+            memory_target=memory,
+            factor=pyramid_factor(volumetric),
+            bounds=bounds,
+            bounds_mip=mip,
+            encoding_level=numberify(encoding_level),
+            encoding_effort=encoding_effort,
+            method=method,
+            num_mips=num_mips,
+            codec_threads=codec_threads,
+        )
+        return enqueue_tasks(ctx, queue, tasks)
     tasks = tc.create_downsampling_tasks(
         path,
         mip=mip,
@@ -228,10 +249,31 @@ def xfer(
     use_https_src,
 ):
     """Copy SRC to DEST: rechunk, re-encode, translate or crop, with downsamples."""
-    if sharded:
-        refuse_sharded("transfer")
     bounds_mip = mip if bounds_mip is None else bounds_mip
     bounds = compute_bounds(src, bounds_mip, xrange, yrange, zrange, use_https=use_https_src)
+    if sharded:
+        refuse_with_sharded(shape=shape, sparse=sparse, volumetric=volumetric, delete_bg=delete_bg, bg_color=bg_color)
+        tasks = tc.create_image_shard_transfer_tasks(
+            src,
+            dest,
+            mip=mip,
+            chunk_size=chunk_size,
+            encoding=encoding,
+            bounds=bounds,
+            bounds_mip=bounds_mip,
+            fill_missing=fill_missing,
+            translate=translate,
+            dest_voxel_offset=dest_voxel_offset,
+            memory_target=memory,
+            clean_info=clean_info,
+            encoding_level=numberify(encoding_level),
+            truncate_scales=truncate_scales,
+            compress=compress,
+            cutout=cutout,
+            encoding_effort=encoding_effort,
+            use_https_for_source=use_https_src,
+        )
+        return enqueue_tasks(ctx, queue, tasks)
     tasks = tc.create_transfer_tasks(
         src,
         dest,

@@ -94,6 +94,8 @@ def create_transfer_cloudvolume(
         truncate_info_scales(info, mip)
     if clean_info:
         clean_xfer_info(info)
+    for scale in info["scales"]:  # the copy's layout is decided here, not inherited from a sharded source
+        scale.pop("sharding", None)
     dest = CloudVolume(dst_cloudpath, info=info, progress=False, cdn_cache=False)
     translate = Vec(*translate)
     for m in range(len(dest.info["scales"])):
