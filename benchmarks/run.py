@@ -47,14 +47,27 @@ TASK_CREATION = {
     "fq_counts": [5000, 20000],  # both for TaskQueue.insert ("fq") and igneous' submit_tasks ("submit")
 }
 
+SHARD_MEMORY_TARGET = 1_000_000_000
+SHARD_TRANSFER_CHUNKS = {"same_chunk": [128, 128, 16], "rechunk": [128, 128, 64]}
+SHARD_DOWNSAMPLE = {"num_mips": 3, "factor": [2, 2, 1], "memory_target": SHARD_MEMORY_TARGET, "method": "avg"}
+
 TARGETS = {
     "image_downsample": {"mvox_s_min": 65, "ratio_to_floor_max": 1.3, "rss_to_task_bytes_max": 2.0},
     "seg_downsample": {"mvox_s_min": 30},
     "transfer": {"mvox_s_min": 35},
     "task_creation": {"memory_tasks_s_min": 50000, "fq_tasks_s_min": 5000},
+    "image_shard_transfer": {"mvox_s_min": 35, "rss_mb_max": 1.3 * SHARD_MEMORY_TARGET / 2**20},
+    "image_shard_downsample": {"ratio_to_floor_max": 1.3, "rss_mb_max": 1.3 * SHARD_MEMORY_TARGET / 2**20},
 }
 
-STAGE_NAMES = ["image_downsample", "seg_downsample", "transfer", "task_creation"]
+STAGE_NAMES = [
+    "image_downsample",
+    "seg_downsample",
+    "transfer",
+    "image_shard_transfer",
+    "image_shard_downsample",
+    "task_creation",
+]
 
 
 # -- children -----------------------------------------------------------------------------------
@@ -316,6 +329,53 @@ def transfer(runner: Runner, data_dir: str, repeat: int, profile: bool) -> dict:
     return summarize_data_stage({"params": params, **result}, TARGETS["transfer"])
 
 
+def _check_rss(result: dict, targets: dict) -> dict:
+    best = result.get("best")
+    if best and "rss_mb_max" in targets:
+        result["rss_mb_max"] = targets["rss_mb_max"]
+        result["checks"]["peak_rss"] = best["peak_rss_mb"] <= targets["rss_mb_max"]
+    return result
+
+
+def image_shard_transfer(runner: Runner, data_dir: str, repeat: int, profile: bool) -> dict:
+    """img/ → a new sharded layer at memory_target 1 GB: same chunk size, and re-chunked."""
+    variants = {}
+    for variant, chunk in SHARD_TRANSFER_CHUNKS.items():
+        params = {"layer": "img", "chunk_size": chunk, "memory_target": SHARD_MEMORY_TARGET, "parallel": 1}
+        print(f"image_shard_transfer[{variant}]: {params}", flush=True)
+
+        def spec_for(src, chunk=chunk):
+            return {"src": src, "dest": os.path.join(os.path.dirname(src), "dest"), "chunk_size": chunk,
+                    "memory_target": SHARD_MEMORY_TARGET}
+
+        def floor_for(run, chunk=chunk):
+            return {"layer_dir": os.path.join(data_dir, "img"), "out_chunk": chunk, "num_mips": 0,
+                    "write_mip0": True, "compress": "gzip"}
+
+        result = data_stage(runner, f"image_shard_transfer_{variant}", repeat, os.path.join(data_dir, "img"),
+                            "shard_transfer", spec_for, floor_for, profile)
+        targets = TARGETS["image_shard_transfer"]
+        variants[variant] = _check_rss(summarize_data_stage({"params": params, **result}, targets), targets)
+    worst = min(variants.values(), key=lambda r: r.get("mvox_s") or 0)
+    return {**worst, "variants": variants}
+
+
+def image_shard_downsample(runner: Runner, data_dir: str, repeat: int, profile: bool) -> dict:
+    """3 sharded levels of img/ in one pass, lossless (raw + gzip), memory_target 1 GB."""
+    params = {"layer": "img", **SHARD_DOWNSAMPLE, "parallel": 1}
+    print(f"image_shard_downsample: {params}", flush=True)
+
+    def floor_for(run):
+        return {"layer_dir": os.path.join(data_dir, "img"), "out_chunk": run["out_chunk"],
+                "factor": SHARD_DOWNSAMPLE["factor"], "num_mips": SHARD_DOWNSAMPLE["num_mips"], "method": "avg",
+                "compress": "gzip"}
+
+    result = data_stage(runner, "image_shard_downsample", repeat, os.path.join(data_dir, "img"), "shard_downsample",
+                        lambda src: {"layer": src, **SHARD_DOWNSAMPLE}, floor_for, profile)
+    targets = TARGETS["image_shard_downsample"]
+    return _check_rss(summarize_data_stage({"params": params, **result}, targets), targets)
+
+
 # -- task creation ------------------------------------------------------------------------------
 
 
@@ -365,6 +425,8 @@ STAGES = {
     "image_downsample": image_downsample,
     "seg_downsample": seg_downsample,
     "transfer": transfer,
+    "image_shard_transfer": image_shard_transfer,
+    "image_shard_downsample": image_shard_downsample,
     "task_creation": task_creation,
 }
 

@@ -244,6 +244,93 @@ def transfer(src: str, dest: str, chunk_size, compress, skip_downsamples: bool, 
     }
 
 
+def shard_transfer(src: str, dest: str, chunk_size, memory_target: int, profile=None) -> dict:
+    """Copy ``src`` into a new sharded layer ``dest`` (``create_image_shard_transfer_tasks``)."""
+    import igneous.task_creation as tc
+    from igneous.queues import submit_tasks
+
+    src_path, dest_path = "file://" + src, "file://" + dest
+    rss_before = max_rss_mb()
+    timer = Timer()
+    with timer.phase("plan"):
+        tasks = tc.create_image_shard_transfer_tasks(
+            src_path, dest_path, chunk_size=chunk_size, memory_target=memory_target
+        )
+        ntasks = len(tasks)
+    with timer.phase("execute"), profiled(profile):
+        submit_tasks(tasks, queue=None, parallel=1, progress=False)
+    with open(os.path.join(dest, "info")) as f:
+        info = json.load(f)
+    scale = info["scales"][0]
+    problems = check_shard_files(dest, 0, ntasks) + check_copy_block(src_path, dest_path, scale["chunk_sizes"][0])
+    return {
+        "wall_s": timer.total("wall_s"),
+        "cpu_s": timer.total("cpu_s"),
+        "phases": timer.phases,
+        "tasks": ntasks,
+        "task_shape": task_shape(tasks),
+        "sharding": scale["sharding"],
+        "input_voxels": int(np.prod(scale["size"])),
+        "rss_before_work_mb": rss_before,
+        "memory_target": memory_target,
+        "problems": problems,
+        **libdeflate_status(),
+    }
+
+
+def shard_downsample(layer: str, num_mips: int, factor, memory_target: int, method: str, profile=None) -> dict:
+    """Build ``num_mips`` sharded levels above mip 0 of ``layer`` in one pass."""
+    import igneous.task_creation as tc
+    from igneous.queues import submit_tasks
+
+    path = "file://" + layer
+    rss_before = max_rss_mb()
+    timer = Timer()
+    with timer.phase("plan"):
+        tasks = tc.create_image_shard_downsample_tasks(
+            path, num_mips=num_mips, factor=factor, memory_target=memory_target
+        )
+        ntasks = len(tasks)
+    with timer.phase("execute"), profiled(profile):
+        submit_tasks(tasks, queue=None, parallel=1, progress=False)
+    with open(os.path.join(layer, "info")) as f:
+        info = json.load(f)
+    problems = check_pyramid_block(path, num_mips, factor, method)
+    for k in range(1, num_mips + 1):
+        problems += check_shard_files(layer, k, None)
+    return {
+        "wall_s": timer.total("wall_s"),
+        "cpu_s": timer.total("cpu_s"),
+        "phases": timer.phases,
+        "tasks": ntasks,
+        "task_shape": task_shape(tasks),
+        "num_mips": num_mips,
+        "out_chunk": info["scales"][1]["chunk_sizes"][0],
+        "shardings": [s["sharding"] for s in info["scales"][1:]],
+        "input_voxels": int(np.prod(info["scales"][0]["size"])),
+        "rss_before_work_mb": rss_before,
+        "memory_target": memory_target,
+        "problems": problems,
+        **libdeflate_status(),
+    }
+
+
+def check_shard_files(layer_dir: str, mip: int, expected) -> list:
+    """The scale's shard files exist (as many as ``expected`` when given) and nothing else."""
+    from igneous.shards import image_shard_shape_from_spec
+
+    with open(os.path.join(layer_dir, "info")) as f:
+        scale = json.load(f)["scales"][mip]
+    names = os.listdir(os.path.join(layer_dir, scale["key"]))
+    shards = [n for n in names if n.endswith(".shard")]
+    shape = image_shard_shape_from_spec(scale["sharding"], scale["size"], scale["chunk_sizes"][0])
+    want = int(np.prod([-(-s // sh) for s, sh in zip(scale["size"], shape)]))
+    problems = []
+    if len(shards) != want or (expected is not None and len(shards) != expected) or len(shards) != len(names):
+        problems.append(f"mip {mip}: {len(shards)} shard files of {len(names)} files; plan says {want}")
+    return problems
+
+
 SERIALIZE_SAMPLE = 5000
 
 
@@ -368,7 +455,14 @@ def floor(profile=None, **spec) -> dict:
         return codec_floor(**spec)
 
 
-STAGES = {"downsample": downsample, "transfer": transfer, "task_creation": task_creation, "floor": floor}
+STAGES = {
+    "downsample": downsample,
+    "transfer": transfer,
+    "task_creation": task_creation,
+    "floor": floor,
+    "shard_transfer": shard_transfer,
+    "shard_downsample": shard_downsample,
+}
 
 
 def main(argv=None) -> int:
