@@ -6,7 +6,7 @@ anything; the CLI turns it into a one-line click usage error with exit code 2.
 
 from __future__ import annotations
 
-__all__ = ["InvalidParameterError", "LayerNotFoundError"]
+__all__ = ["InvalidParameterError", "LayerNotFoundError", "IncompleteMeshError"]
 
 
 class InvalidParameterError(ValueError):
@@ -19,3 +19,11 @@ class LayerNotFoundError(InvalidParameterError):
     def __init__(self, path: str):
         super().__init__(f"no Precomputed layer at {path} (its info file is missing or unreadable)")
         self.path = path
+
+
+class IncompleteMeshError(RuntimeError):
+    """A merge found a label without all of its inputs, or wrote less than it should have.
+
+    Not a user error: the task fails (exit 1), is retried or dead-lettered, and the message
+    names the label and the missing file so the forge or merge can be rerun.
+    """
