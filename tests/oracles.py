@@ -38,3 +38,51 @@ def tinybrain_pyramid(whole: np.ndarray, factor, num_mips: int, method: str, spa
         shp = [-(-s // f**k) for s, f in zip(whole.shape[:3], factor)]
         out.append(lvl[: shp[0], : shp[1], : shp[2]])
     return out
+
+
+# -- meshes (docs/design-meshing.md §4.2) ----------------------------------------------------------
+
+
+def mesh_weld(v, f):
+    """Exact duplicates → one vertex; degenerate faces dropped."""
+    v = np.asarray(v, dtype=np.float32).reshape(-1, 3)
+    f = np.asarray(f, dtype=np.int64).reshape(-1, 3)
+    if len(v) == 0:
+        return v, f
+    uv, inv = np.unique(v, axis=0, return_inverse=True)
+    f = inv.reshape(-1)[f]
+    return uv, f[(f[:, 0] != f[:, 1]) & (f[:, 1] != f[:, 2]) & (f[:, 0] != f[:, 2])]
+
+
+def surface_area(v, f) -> float:
+    t = np.asarray(v, dtype=np.float64)[np.asarray(f, dtype=np.int64)]
+    return float(0.5 * np.linalg.norm(np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0]), axis=1).sum())
+
+
+def edge_use(f) -> tuple[int, int]:
+    """(#boundary edges, #non-manifold edges) of a welded mesh."""
+    f = np.asarray(f, dtype=np.int64)
+    if len(f) == 0:
+        return 0, 0
+    e = np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), axis=1)
+    _, c = np.unique(e, axis=0, return_counts=True)
+    return int((c == 1).sum()), int((c > 2).sum())
+
+
+def is_closed(v, f) -> bool:
+    return edge_use(mesh_weld(v, f)[1])[0] == 0
+
+
+def zmesh_whole_volume(labels, resolution, voxel_offset, closed_edges=True, reduction_factor=0, max_error=None):
+    """zmesh on the whole array: ``{label: (vertices nm, faces)}``, voxel-centred, absolute nm."""
+    import zmesh
+
+    mesher = zmesh.Mesher(tuple(float(r) for r in resolution))
+    mesher.mesh(np.asfortranarray(labels), close=closed_edges)
+    shift = (np.asarray(voxel_offset, dtype=np.float64) - (1 if closed_edges else 0)) * np.asarray(resolution)
+    out = {}
+    for label in mesher.ids():
+        m = mesher.get(label, normals=False, reduction_factor=reduction_factor, max_error=max_error, voxel_centered=True)
+        mesher.erase(label)
+        out[int(label)] = ((m.vertices.astype(np.float64) + shift).astype(np.float32), m.faces)
+    return out

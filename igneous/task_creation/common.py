@@ -127,15 +127,20 @@ class GridTasks(FinelyDividedTaskIterator):
         make_task: Callable,
         finish: Optional[Callable] = None,
         clip: bool = False,
+        instantiate: bool = False,
     ):
         super().__init__(bounds, shape)
         self.make_task = make_task
         self.finish = finish
         self.clip = clip
+        # RegisteredTask classes (e.g. MeshTask) travel as objects, not as partials.
+        self.instantiate = instantiate
 
     def task(self, shape: Vec, offset: Vec):
         if self.clip:
             shape = Vec(*np.minimum(shape, self.bounds.maxpt - offset))
+        if self.instantiate:
+            return self.make_task(shape=shape.tolist(), offset=offset.tolist())
         return functools.partial(self.make_task, shape=shape.tolist(), offset=offset.tolist())
 
     def on_finish(self) -> None:

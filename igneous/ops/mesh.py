@@ -1,0 +1,208 @@
+"""Forging meshes: pure numpy in, meshes out (no storage, no queue).
+
+A forge task owns the voxel box ``[a, b)`` and meshes the labels of ``[a, b + 1)``: marching
+cubes runs on the cells between voxel centres, so this covers the cells between centres
+``a … b`` and the next task starts at centre ``b``. Neighbouring fragments therefore meet
+exactly on the centre plane of the shared voxel layer, computed from the same voxels on
+both sides; zmesh's simplifier never moves open-boundary vertices, so the seam stays
+identical with simplification too (docs/design-meshing.md §1.3).
+
+Vertices are voxel-centred (``voxel_centered=True``): voxel ``i`` occupies ``[i, i+1)·res``,
+the Precomputed convention, and a closed surface around voxels 4..9 spans ``[4, 10)·res``.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Iterator, Optional, Sequence
+
+import fastremap
+import numpy as np
+import zmesh
+
+__all__ = [
+    "closed_edge_padding",
+    "pad_labels",
+    "interior_faces",
+    "seam_safe_dust",
+    "fill_holes",
+    "forge_box",
+    "mesh_bounds_nm",
+    "encode_precomputed",
+    "decode_fragment",
+    "weld",
+    "fuse",
+]
+
+
+def closed_edge_padding(read_min, read_max, bounds_min, bounds_max, closed: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``(pad_lo, pad_hi)``: one zero voxel on each face of the read box that lies on the dataset
+    bounds, so meshes close there. Interior faces are never padded (that would put walls inside
+    objects that continue in the next task)."""
+    if not closed:
+        return np.zeros(3, dtype=np.int64), np.zeros(3, dtype=np.int64)
+    pad_lo = (np.asarray(read_min) == np.asarray(bounds_min)).astype(np.int64)
+    pad_hi = (np.asarray(read_max) == np.asarray(bounds_max)).astype(np.int64)
+    return pad_lo, pad_hi
+
+
+def pad_labels(labels: np.ndarray, pad_lo: Sequence[int], pad_hi: Sequence[int]) -> np.ndarray:
+    """``labels`` inside a zero border of ``pad_lo``/``pad_hi`` voxels (F order, one copy).
+
+    Unlike ``Mesher.mesh(close=True)`` (pads every face, C-order copy) or ``np.pad``."""
+    pad_lo = np.asarray(pad_lo, dtype=np.int64)
+    pad_hi = np.asarray(pad_hi, dtype=np.int64)
+    if not pad_lo.any() and not pad_hi.any():
+        return labels
+    shape = np.asarray(labels.shape[:3]) + pad_lo + pad_hi
+    out = np.zeros(tuple(int(s) for s in shape), dtype=labels.dtype, order="F")
+    sx, sy, sz = labels.shape[:3]
+    x, y, z = (int(v) for v in pad_lo)
+    out[x : x + sx, y : y + sy, z : z + sz] = labels
+    return out
+
+
+def interior_faces(read_min, read_max, bounds_min, bounds_max) -> list[tuple[int, int]]:
+    """The faces ``(axis, 0=low | 1=high)`` of the read box that a neighbouring task shares."""
+    faces = []
+    for axis in range(3):
+        if read_min[axis] > bounds_min[axis]:
+            faces.append((axis, 0))
+        if read_max[axis] < bounds_max[axis]:
+            faces.append((axis, 1))
+    return faces
+
+
+def _face(labels: np.ndarray, axis: int, side: int) -> np.ndarray:
+    index = [slice(None)] * 3
+    index[axis] = 0 if side == 0 else -1
+    return labels[tuple(index)]
+
+
+def seam_safe_dust(labels: np.ndarray, threshold: int, faces: Iterable[tuple[int, int]]) -> np.ndarray:
+    """The labels to drop as dust: fewer than ``threshold`` voxels in the cutout *and* not touching
+    an interior face.
+
+    A label cut by a task seam has an unknown true size; dropping it on one side of the seam
+    and not on the other would leave a hole in the fused mesh. Only global counts
+    (``dust_global``) can judge such labels.
+    """
+    uniq, counts = fastremap.unique(labels, return_counts=True)
+    small = uniq[(counts < threshold) & (uniq != 0)]
+    if small.size == 0:
+        return small
+    touching = [fastremap.unique(_face(labels, axis, side)) for axis, side in faces]
+    if touching:
+        small = np.setdiff1d(small, np.concatenate(touching))
+    return small
+
+
+def fill_holes(labels: np.ndarray, level: int, anisotropy: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """``(filled, holes)`` with fastmorph: cavities enclosed by one label become that label;
+    ``holes`` holds the labels that were absorbed (0 elsewhere) so they keep their own meshes.
+
+    Levels: 1 fills cavities enclosed by a single label; 2 also fills along the cutout's faces
+    (``fix_borders``); 3 also merges isolated groups; 4..103 lower the enclosure fraction a
+    cavity needs from 1.0 by 0.01 per level. Cavities that touch the cutout border are never
+    holes at level 1, so a cavity across a task seam is left open on both sides.
+    """
+    import fastmorph
+
+    level = int(level)
+    merge_threshold = 1.0 if level <= 3 else max(0.0, 1.0 - (level - 3) / 100.0)
+    filled, holes = fastmorph.fill_holes_v2(
+        labels,
+        fix_borders=level >= 2,
+        merge_threshold=merge_threshold,
+        anisotropy=tuple(float(a) for a in anisotropy),
+        merge_isolated_groups=level >= 3,
+        parallel=1,
+    )
+    return np.asfortranarray(filled), np.asfortranarray(holes)
+
+
+def forge_box(
+    labels: np.ndarray,
+    resolution: Sequence[float],
+    origin_nm: Sequence[float],
+    simplification_factor: int = 100,
+    max_simplification_error: Optional[float] = 40,
+) -> Iterator[tuple[int, zmesh.Mesh]]:
+    """Mesh every label of ``labels`` (already padded) and yield ``(label, mesh)`` one at a time.
+
+    ``origin_nm`` is the physical position of ``labels[0, 0, 0]``'s low corner, i.e.
+    ``(read.min − pad_lo)·res``; vertices come out float32, absolute nm. Each label is erased
+    from the mesher once taken, so memory holds only the labels not yet yielded.
+    ``simplification_factor=0`` turns simplification off.
+    """
+    mesher = zmesh.Mesher(tuple(float(r) for r in resolution))
+    mesher.mesh(labels, close=False)
+    origin = np.asarray(origin_nm, dtype=np.float32)
+    for label in mesher.ids():
+        mesh = mesher.get(
+            label,
+            normals=False,
+            reduction_factor=int(simplification_factor),
+            max_error=max_simplification_error,
+            voxel_centered=True,
+        )
+        mesher.erase(label)
+        if len(mesh.faces) == 0:
+            continue
+        mesh.vertices += origin  # in place: stays float32 (float64 would corrupt to_precomputed)
+        yield int(label), mesh
+    mesher.clear()
+
+
+def mesh_bounds_nm(vertices: np.ndarray) -> list[int]:
+    """Integer nm bbox ``[x0, y0, z0, x1, y1, z1]`` (floor of min, ceil of max) for a ``.spatial``."""
+    lo = np.floor(vertices.min(axis=0)).astype(np.int64)
+    hi = np.ceil(vertices.max(axis=0)).astype(np.int64)
+    return [int(v) for v in lo] + [int(v) for v in hi]
+
+
+def encode_precomputed(vertices: np.ndarray, faces: np.ndarray) -> bytes:
+    """Neuroglancer's legacy mesh: ``uint32 nv ‖ float32 xyz ‖ uint32 faces`` (little endian)."""
+    vertices = np.ascontiguousarray(vertices, dtype="<f4")
+    faces = np.ascontiguousarray(faces, dtype="<u4")
+    return np.uint32(len(vertices)).astype("<u4").tobytes() + vertices.tobytes() + faces.tobytes()
+
+
+def decode_fragment(data: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """``(vertices float32 (N,3), faces uint32 (M,3))`` of a Precomputed or Draco fragment."""
+    if data[:5] == b"DRACO":
+        import DracoPy
+
+        mesh = DracoPy.decode(data)
+        return (
+            np.asarray(mesh.points, dtype=np.float32).reshape(-1, 3),
+            np.asarray(mesh.faces, dtype=np.uint32).reshape(-1, 3),
+        )
+    nv = int(np.frombuffer(data, dtype="<u4", count=1)[0])
+    vertices = np.frombuffer(data, dtype="<f4", count=nv * 3, offset=4).reshape(nv, 3)
+    faces = np.frombuffer(data, dtype="<u4", offset=4 + 12 * nv).reshape(-1, 3)
+    return vertices.astype(np.float32), faces.astype(np.uint32)
+
+
+def weld(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Merge bit-identical vertices and drop faces that became degenerate."""
+    vertices = np.ascontiguousarray(vertices, dtype=np.float32)
+    if len(vertices) == 0:
+        return vertices.reshape(0, 3), np.asarray(faces, dtype=np.uint32).reshape(0, 3)
+    view = vertices.view(np.dtype((np.void, vertices.dtype.itemsize * 3))).reshape(-1)
+    _, first, inverse = np.unique(view, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    f = inverse[np.asarray(faces, dtype=np.int64)].astype(np.uint32)
+    keep = (f[:, 0] != f[:, 1]) & (f[:, 1] != f[:, 2]) & (f[:, 0] != f[:, 2])
+    return vertices[first], f[keep]
+
+
+def fuse(fragments: Iterable[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """One welded mesh from a label's fragments (the seams join because their vertices match)."""
+    verts, faces, offset = [], [], 0
+    for v, f in fragments:
+        verts.append(np.asarray(v, dtype=np.float32).reshape(-1, 3))
+        faces.append(np.asarray(f, dtype=np.int64).reshape(-1, 3) + offset)
+        offset += len(verts[-1])
+    if not verts:
+        return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint32)
+    return weld(np.concatenate(verts), np.concatenate(faces))

@@ -1,0 +1,365 @@
+"""Planning meshes (SPEC §2.2): forge, legacy merge, transfer, deletion, cleaning.
+
+Each creator validates everything, then writes the infos it must, then returns the tasks.
+Names and formats live in ``igneous.meshes``; the multi-resolution and spatial-index
+creators live in sibling modules and are re-exported here (SPEC §2.2 is one namespace).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Optional, Sequence
+
+import numpy as np
+from cloudfiles import CloudFiles
+from cloudfiles import paths as cfpaths
+from cloudvolume import CloudVolume
+
+from igneous import meshes
+from igneous.errors import InvalidParameterError
+from igneous.task_creation.common import GridTasks, as_triple, record_provenance, task_kwargs
+from igneous.tasks.mesh.mesh import (
+    MESH_TASK_DEFAULTS,
+    DeleteMeshFilesTask,
+    MeshManifestFilesystemTask,
+    MeshManifestPrefixTask,
+    MeshTask,
+    TransferMeshFilesTask,
+)
+from igneous.volumes import open_volume
+
+__all__ = [
+    "create_meshing_tasks",
+    "create_mesh_manifest_tasks",
+    "create_xfer_meshes_tasks",
+    "create_mesh_deletion_tasks",
+]
+
+log = logging.getLogger(__name__)
+
+MESH_ENCODINGS = ("precomputed", "draco")
+FRAGMENT_COMPRESSIONS = ("gzip", "br", "zstd")
+MAX_FILL_HOLES = 103
+
+
+# -- validation --------------------------------------------------------------------------------
+
+
+def open_segmentation(layer_path: str, mip: int = 0) -> CloudVolume:
+    """The layer at ``mip``, refused unless it is an integer segmentation."""
+    vol = open_volume(layer_path, mip)
+    if vol.layer_type != "segmentation" or not np.issubdtype(np.dtype(vol.dtype), np.integer):
+        raise InvalidParameterError(
+            f"meshing needs a segmentation layer of integer labels; {layer_path} is a "
+            f"{vol.layer_type} layer of {vol.dtype}"
+        )
+    return vol
+
+
+def _check_label_list(ids, name: str) -> Optional[list[int]]:
+    if ids is None:
+        return None
+    try:
+        values = [int(x) for x in ids]
+    except (TypeError, ValueError):
+        raise InvalidParameterError(f"{name} must be a list of label ids; got {ids!r}") from None
+    if any(isinstance(x, bool) or int(x) != x for x in ids) or any(v < 0 or v >= 2**64 for v in values):
+        raise InvalidParameterError(f"{name} must hold integers in [0, 2^64); got {ids!r}")
+    return values
+
+
+def _check_compress(compress):
+    if compress in (None, False) or (isinstance(compress, str) and compress.lower() in ("none", "false", "")):
+        return None
+    if compress is True:
+        return "gzip"
+    if str(compress).lower() not in FRAGMENT_COMPRESSIONS:
+        raise InvalidParameterError(f"compress must be one of none, {', '.join(FRAGMENT_COMPRESSIONS)}; got {compress!r}")
+    return str(compress).lower()
+
+
+def _check_nonnegative_int(value, name: str, upper: Optional[int] = None) -> int:
+    if isinstance(value, bool) or int(value) != value or value < 0 or (upper is not None and value > upper):
+        span = f"[0, {upper}]" if upper is not None else ">= 0"
+        raise InvalidParameterError(f"{name} must be an integer {span}; got {value!r}")
+    return int(value)
+
+
+def _check_ids_exist(counts, ids: list[int], source: str) -> None:
+    unknown = [i for i in ids if counts.get(meshes.intmap_key(i)) is None]
+    if unknown:
+        shown = ", ".join(str(i) for i in unknown[:5])
+        raise InvalidParameterError(
+            f"object_ids {shown}{' …' if len(unknown) > 5 else ''} do not occur in the segmentation ({source})"
+        )
+
+
+def require_mesh_info(layer_path: str, mesh_dir: Optional[str]) -> tuple[CloudVolume, str, dict]:
+    """``(vol, mesh_dir, mesh info)`` of a forged layer; refuses when there is nothing forged."""
+    vol = open_segmentation(layer_path, 0)
+    mesh_dir = meshes.resolve_mesh_dir(vol.info, mesh_dir)
+    info = meshes.read_mesh_info(layer_path, mesh_dir) if mesh_dir else None
+    if info is None:
+        where = f"{layer_path}/{mesh_dir}/info" if mesh_dir else f"{layer_path} (its info has no 'mesh')"
+        raise InvalidParameterError(f"no mesh info at {where}: run `igneous mesh forge` first")
+    return vol, mesh_dir, info
+
+
+def check_forge_complete(vol: CloudVolume, layer_path: str, mesh_dir: str, info: dict) -> None:
+    """Refuse to merge while any forge box lacks its ``.spatial`` completion marker."""
+    if "spatial_index" not in info:
+        log.warning("%s/%s has no spatial index: cannot check that forging finished", layer_path, mesh_dir)
+        return
+    mip = int(info.get("mip", 0))
+    missing, total = meshes.missing_spatial_boxes(layer_path, mesh_dir, vol.meta.bounds(mip), info)
+    if missing:
+        example = ", ".join(n[: -len(".spatial")] for n in missing[:5])
+        raise InvalidParameterError(
+            f"mesh forge is incomplete: {len(missing)} of {total} task boxes have no .spatial file "
+            f"(e.g. {example}): rerun the forge tasks"
+        )
+
+
+def check_forged_object_ids(vol: CloudVolume, layer_path: str, mesh_dir: str, info: dict) -> None:
+    """When the forge asked for ``object_ids``, each must occur in the spatial index (§3.11)."""
+    records = [
+        p["method"] for p in vol.provenance.processing
+        if isinstance(p.get("method"), dict) and p["method"].get("task") == "MeshTask"
+        and p["method"].get("mesh_dir") == mesh_dir
+    ]
+    if not records or not records[-1].get("object_ids") or "spatial_index" not in info:
+        return
+    wanted = {int(x) for x in records[-1]["object_ids"]}
+    mip = int(info.get("mip", 0))
+    names = meshes.expected_spatial_names(vol.meta.bounds(mip), info)
+    cf = CloudFiles(cfpaths.join(layer_path, mesh_dir))
+    found = set()
+    for content in cf.get_json(names):
+        found.update(int(k) for k in (content or {}))
+    unknown = sorted(wanted - found)
+    if unknown:
+        shown = ", ".join(str(i) for i in unknown[:5])
+        raise InvalidParameterError(
+            f"object_ids {shown} were requested at forge but do not occur in the segmentation; "
+            f"forge again without them"
+        )
+
+
+# -- forge -------------------------------------------------------------------------------------
+
+
+def create_meshing_tasks(
+    layer_path: str,
+    mip: int,
+    shape: Sequence[int] = (448, 448, 448),
+    simplification: bool = True,
+    max_simplification_error: float = 40.0,
+    mesh_dir: Optional[str] = None,
+    cdn_cache: bool = False,
+    dust_threshold: Optional[int] = None,
+    object_ids: Optional[Sequence[int]] = None,
+    progress: bool = False,
+    fill_missing: bool = False,
+    encoding: str = "precomputed",
+    spatial_index: bool = True,
+    frag_path: Optional[str] = None,
+    sharded: bool = False,
+    compress="gzip",
+    closed_dataset_edges: bool = True,
+    dust_global: bool = False,
+    fill_holes: int = 0,
+    dry_run: bool = False,
+    exclude_object_ids: Sequence[int] = [],
+):
+    """Plan the forge: one ``MeshTask`` per ``shape`` box of the layer at ``mip``.
+
+    Each task meshes its box plus one voxel of overlap on the high side, so fragments of
+    neighbouring tasks meet exactly and a label's fused mesh is watertight. Cost is dominated
+    by simplification (``simplification=False`` is about 10× faster, meshes far larger).
+    Memory per task is about 2–4 bytes × (shape+1)³ plus the triangles; keep
+    ``shape + 2 ≤ (1023, 1023, 511)`` or zmesh switches to a slower 64-bit mesher.
+
+    Args:
+        mesh_dir: default ``info["mesh"]``, else ``mesh_mip_{mip}_err_{max_simplification_error}``.
+        dust_threshold: skip labels with fewer voxels; locally (in the cutout) only labels
+            that do not reach a task seam are judged, since their true size is unknown;
+            ``dust_global`` uses ``stats/voxel_counts.im`` instead (`igneous image voxels`).
+        object_ids / exclude_object_ids: mesh only / never these labels.
+        encoding: ``precomputed`` (readable by CloudVolume) or ``draco`` (smaller).
+        spatial_index: write ``.spatial`` files (needed by merges to check completeness).
+        sharded, frag_path: write one ``.frags`` MapBuffer per task (for ``merge-sharded``).
+        closed_dataset_edges: close meshes where they meet the dataset boundary.
+        fill_holes: 0 (off) … 103, see ``igneous.ops.mesh.fill_holes``.
+        dry_run: plan and run tasks without writing anything.
+
+    Returns:
+        A lazy, sized iterator of ``MeshTask``; provenance is recorded when it is exhausted.
+
+    Raises:
+        InvalidParameterError: before anything is written, for any unusable parameter.
+    """
+    vol = open_segmentation(layer_path, mip)
+    shape = as_triple(shape, "shape")
+    try:
+        max_error = float(max_simplification_error)
+    except (TypeError, ValueError):
+        raise InvalidParameterError(f"max_simplification_error must be a number of nm; got {max_simplification_error!r}") from None
+    if not max_error >= 0:
+        raise InvalidParameterError(f"max_simplification_error must be >= 0 nm; got {max_simplification_error!r}")
+    if dust_threshold is not None:
+        dust_threshold = _check_nonnegative_int(dust_threshold, "dust_threshold")
+    if encoding not in MESH_ENCODINGS:
+        raise InvalidParameterError(f"encoding must be one of {', '.join(MESH_ENCODINGS)}; got {encoding!r}")
+    compress = _check_compress(compress)
+    fill_holes = _check_nonnegative_int(fill_holes, "fill_holes", MAX_FILL_HOLES)
+    if fill_holes > 0:
+        try:
+            import fastmorph  # noqa: F401
+        except ImportError:
+            raise InvalidParameterError("fill_holes needs fastmorph: pip install fastmorph") from None
+    if sharded and not spatial_index:
+        raise InvalidParameterError("sharded forging needs spatial_index=True: the sharded merge finds .frags through it")
+    object_ids = _check_label_list(object_ids, "object_ids")
+    exclude_object_ids = _check_label_list(exclude_object_ids, "exclude_object_ids") or []
+
+    counts = meshes.load_voxel_counts(layer_path, vol.meta.key(mip))
+    if dust_global:
+        if not dust_threshold:
+            raise InvalidParameterError("dust_global needs a dust_threshold (e.g. --dust-threshold 1000)")
+        if counts is None:
+            raise InvalidParameterError(
+                f"dust_global needs {layer_path}/{meshes.voxel_counts_filename(vol.meta.key(mip))}: "
+                f"run `igneous image voxels count` then `igneous image voxels sum`"
+            )
+    if object_ids is not None and counts is not None:
+        _check_ids_exist(counts, object_ids, f"per {meshes.voxel_counts_filename(vol.meta.key(mip))}")
+
+    mesh_dir = meshes.resolve_mesh_dir(vol.info, mesh_dir) or meshes.default_mesh_dir(mip, max_simplification_error)
+    if not dry_run:
+        if "mesh" not in vol.info:
+            vol.info["mesh"] = mesh_dir
+            vol.commit_info()
+        mesh_info = meshes.legacy_mesh_info(mip, shape, vol.info["scales"][mip]["resolution"], spatial_index)
+        meshes.write_mesh_info(layer_path, mesh_dir, mesh_info)
+
+    kwargs = task_kwargs(
+        mip=mip,
+        simplification_factor=(100 if simplification else 0),
+        max_simplification_error=max_simplification_error,
+        mesh_dir=mesh_dir,
+        cache_control=(None if cdn_cache else "no-cache"),
+        dust_threshold=dust_threshold,
+        dust_global=bool(dust_global),
+        progress=bool(progress),
+        object_ids=object_ids,
+        exclude_object_ids=exclude_object_ids,
+        fill_missing=bool(fill_missing),
+        encoding=encoding,
+        spatial_index=bool(spatial_index),
+        frag_path=frag_path,
+        sharded=bool(sharded),
+        compress=compress,
+        closed_dataset_edges=bool(closed_dataset_edges),
+        fill_holes=fill_holes,
+        dry_run=bool(dry_run),
+    )
+    assert set(kwargs) <= set(MESH_TASK_DEFAULTS)
+    finish = None
+    if not dry_run:
+        params = dict(kwargs, shape=shape.tolist(), layer_path=layer_path)
+        finish = functools.partial(record_provenance, layer_path, "MeshTask", params)
+    return GridTasks(
+        vol.meta.bounds(mip),
+        shape,
+        make_task=functools.partial(MeshTask, layer_path=layer_path, **kwargs),
+        finish=finish,
+        clip=False,
+        instantiate=True,
+    )
+
+
+# -- legacy merge ------------------------------------------------------------------------------
+
+
+def create_mesh_manifest_tasks(layer_path: str, magnitude: int = 3, mesh_dir: Optional[str] = None):
+    """Plan the legacy merge: write ``{segid}:0`` manifests listing each label's fragments.
+
+    Refuses until every forge box has its ``.spatial`` marker. A file:// layer gets one
+    ``MeshManifestFilesystemTask`` (one directory scan); other stores get one
+    ``MeshManifestPrefixTask`` per label prefix (about ``10^magnitude`` of them).
+    """
+    magnitude = _check_nonnegative_int(magnitude, "magnitude")
+    if magnitude < 1:
+        raise InvalidParameterError("magnitude must be an integer >= 1; got 0")
+    vol, mesh_dir, info = require_mesh_info(layer_path, mesh_dir)
+    if info.get("@type", meshes.LEGACY_MESH_TYPE) != meshes.LEGACY_MESH_TYPE:
+        raise InvalidParameterError(
+            f"{layer_path}/{mesh_dir} holds {info.get('@type')} meshes, not forged legacy fragments: "
+            f"forge again to rebuild legacy manifests"
+        )
+    check_forge_complete(vol, layer_path, mesh_dir, info)
+    check_forged_object_ids(vol, layer_path, mesh_dir, info)
+
+    if cfpaths.extract(layer_path).protocol == "file":
+        tasks = [functools.partial(MeshManifestFilesystemTask, layer_path, lod=0, mesh_dir=mesh_dir)]
+    else:
+        tasks = [
+            functools.partial(MeshManifestPrefixTask, layer_path, prefix, lod=0, mesh_dir=mesh_dir)
+            for prefix in meshes.legacy_merge_prefixes(magnitude)
+        ]
+    record_provenance(layer_path, "MeshManifestTask", {"mesh_dir": mesh_dir, "magnitude": magnitude})
+    return tasks
+
+
+# -- transfer, deletion, cleaning --------------------------------------------------------------
+
+
+def create_xfer_meshes_tasks(src: str, dest: str, mesh_dir: Optional[str] = None, magnitude: int = 2):
+    """Copy a mesh directory file by file (compression kept), one task per name prefix.
+
+    The destination layer gets the source's layer info if it has none, ``info["mesh"]``
+    pointing at the copied directory, and the mesh info, immediately.
+    """
+    magnitude = _check_nonnegative_int(magnitude, "magnitude")
+    if magnitude < 1:
+        raise InvalidParameterError("magnitude must be an integer >= 1; got 0")
+    vol, mesh_dir, info = require_mesh_info(src, mesh_dir)
+    if cfpaths.normalize(src).rstrip("/") == cfpaths.normalize(dest).rstrip("/"):
+        raise InvalidParameterError("src and dest are the same layer; choose another dest")
+    cf_dest = CloudFiles(dest)
+    dest_info = cf_dest.get_json("info") or dict(vol.info)
+    dest_info["mesh"] = mesh_dir
+    cf_dest.put_json("info", dest_info, cache_control="no-cache")
+    meshes.write_mesh_info(dest, mesh_dir, info)
+
+    hexadecimal = "sharding" in info
+    cf_src = CloudFiles(cfpaths.join(src, mesh_dir))
+    short = meshes.short_exact_names(magnitude, hexadecimal)
+    present = [name for name, ok in cf_src.exists(short).items() if ok]
+    if present:  # bare short names (e.g. the multires data file "5") no prefix lists alone
+        cf_src.transfer_to(CloudFiles(cfpaths.join(dest, mesh_dir)), paths=present, progress=False)
+    record_provenance(dest, "TransferMeshFilesTask", {"src": src, "mesh_dir": mesh_dir}, sources=[src])
+    return [
+        functools.partial(TransferMeshFilesTask, src, dest, prefix, mesh_dir=mesh_dir)
+        for prefix in meshes.filename_prefixes(magnitude, hexadecimal)
+    ]
+
+
+def create_mesh_deletion_tasks(layer_path: str, magnitude: int = 3, mesh_dir: Optional[str] = None):
+    """Delete a mesh directory: its ``info`` now (so no reader sees a half-deleted mesh), the
+    files by prefix tasks (sharded: one task)."""
+    magnitude = _check_nonnegative_int(magnitude, "magnitude")
+    if magnitude < 1:
+        raise InvalidParameterError("magnitude must be an integer >= 1; got 0")
+    vol, mesh_dir, info = require_mesh_info(layer_path, mesh_dir)
+    cf = CloudFiles(cfpaths.join(layer_path, mesh_dir))
+    cf.delete("info")
+    if "sharding" in info:
+        return [functools.partial(DeleteMeshFilesTask, layer_path, "", mesh_dir=mesh_dir)]
+    short = meshes.short_exact_names(magnitude)
+    cf.delete([name for name, ok in cf.exists(short).items() if ok])
+    return [
+        functools.partial(DeleteMeshFilesTask, layer_path, prefix, mesh_dir=mesh_dir)
+        for prefix in meshes.filename_prefixes(magnitude)
+    ]
