@@ -244,3 +244,40 @@ class RangeBuffer:
         if stop <= start:
             return b""
         return self.cf.get([{"path": self.path, "start": start, "end": stop}])[0]["content"]
+
+
+def legacy_merge_prefixes(magnitude: int) -> list[str]:
+    """SPEC's legacy-merge prefixes: ``"1:"…"{10^(m−1)−1}:"`` then ``"10^(m−1)"…"10^m−1"``.
+
+    Every label ≥ 1 falls under exactly one of them (short labels by ``"N:"``)."""
+    magnitude = int(magnitude)
+    short = [f"{i}:" for i in range(1, 10 ** (magnitude - 1))]
+    return short + [str(i) for i in range(10 ** (magnitude - 1), 10**magnitude)]
+
+
+def filename_prefixes(magnitude: int, hexadecimal: bool = False) -> list[str]:
+    """Prefixes that together list every file of a mesh directory except ``info`` and the
+    bare short names of :func:`short_exact_names` (xfer/rm).
+
+    All ``magnitude``-character strings over 0-9 (+ a-f for hex shard names), the shorter
+    strings followed by ``:``, ``.``, ``-`` or ``_`` (labels and manifests, ``.index``,
+    ``.shard``/``.labels``, box names), and ``-`` for boxes at negative coordinates.
+    """
+    import itertools
+
+    alphabet = "0123456789abcdef" if hexadecimal else "0123456789"
+    magnitude = max(1, int(magnitude))
+    out = ["".join(p) for p in itertools.product(alphabet, repeat=magnitude)]
+    for n in range(1, magnitude):
+        for p in itertools.product(alphabet, repeat=n):
+            out += ["".join(p) + sep for sep in ":.-_"]
+    return out + ["-"]
+
+
+def short_exact_names(magnitude: int, hexadecimal: bool = False) -> list[str]:
+    """Names shorter than ``magnitude`` characters with no separator (e.g. the multires data
+    file ``5`` of label 5): no prefix of :func:`filename_prefixes` lists them alone."""
+    import itertools
+
+    alphabet = "0123456789abcdef" if hexadecimal else "0123456789"
+    return ["".join(p) for n in range(1, max(1, int(magnitude))) for p in itertools.product(alphabet, repeat=n)]

@@ -75,7 +75,9 @@ def _check_compress(compress):
     if compress is True:
         return "gzip"
     if str(compress).lower() not in FRAGMENT_COMPRESSIONS:
-        raise InvalidParameterError(f"compress must be one of none, {', '.join(FRAGMENT_COMPRESSIONS)}; got {compress!r}")
+        raise InvalidParameterError(
+            f"compress must be one of none, {', '.join(FRAGMENT_COMPRESSIONS)}; got {compress!r}"
+        )
     return str(compress).lower()
 
 
@@ -124,8 +126,10 @@ def check_forge_complete(vol: CloudVolume, layer_path: str, mesh_dir: str, info:
 def check_forged_object_ids(vol: CloudVolume, layer_path: str, mesh_dir: str, info: dict) -> None:
     """When the forge asked for ``object_ids``, each must occur in the spatial index (§3.11)."""
     records = [
-        p["method"] for p in vol.provenance.processing
-        if isinstance(p.get("method"), dict) and p["method"].get("task") == "MeshTask"
+        p["method"]
+        for p in vol.provenance.processing
+        if isinstance(p.get("method"), dict)
+        and p["method"].get("task") == "MeshTask"
         and p["method"].get("mesh_dir") == mesh_dir
     ]
     if not records or not records[-1].get("object_ids") or "spatial_index" not in info:
@@ -141,8 +145,7 @@ def check_forged_object_ids(vol: CloudVolume, layer_path: str, mesh_dir: str, in
     if unknown:
         shown = ", ".join(str(i) for i in unknown[:5])
         raise InvalidParameterError(
-            f"object_ids {shown} were requested at forge but do not occur in the segmentation; "
-            f"forge again without them"
+            f"object_ids {shown} were requested at forge but do not occur in the segmentation; forge again without them"
         )
 
 
@@ -204,7 +207,9 @@ def create_meshing_tasks(
     try:
         max_error = float(max_simplification_error)
     except (TypeError, ValueError):
-        raise InvalidParameterError(f"max_simplification_error must be a number of nm; got {max_simplification_error!r}") from None
+        raise InvalidParameterError(
+            f"max_simplification_error must be a number of nm; got {max_simplification_error!r}"
+        ) from None
     if not max_error >= 0:
         raise InvalidParameterError(f"max_simplification_error must be >= 0 nm; got {max_simplification_error!r}")
     if dust_threshold is not None:
@@ -219,7 +224,9 @@ def create_meshing_tasks(
         except ImportError:
             raise InvalidParameterError("fill_holes needs fastmorph: pip install fastmorph") from None
     if sharded and not spatial_index:
-        raise InvalidParameterError("sharded forging needs spatial_index=True: the sharded merge finds .frags through it")
+        raise InvalidParameterError(
+            "sharded forging needs spatial_index=True: the sharded merge finds .frags through it"
+        )
     object_ids = _check_label_list(object_ids, "object_ids")
     exclude_object_ids = _check_label_list(exclude_object_ids, "exclude_object_ids") or []
 

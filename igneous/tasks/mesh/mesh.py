@@ -125,7 +125,9 @@ class MeshTask(RegisteredTask):
         resolution = vol.meta.resolution(self.mip)
 
         labels, originals = self._labels(vol, read, bounds)
-        pad_lo, pad_hi = ops.closed_edge_padding(read.minpt, read.maxpt, bounds.minpt, bounds.maxpt, self.closed_dataset_edges)
+        pad_lo, pad_hi = ops.closed_edge_padding(
+            read.minpt, read.maxpt, bounds.minpt, bounds.maxpt, self.closed_dataset_edges
+        )
         origin_nm = (np.asarray(read.minpt) - pad_lo) * np.asarray(resolution, dtype=np.float64)
 
         fragments = {}  # original id -> encoded bytes
@@ -202,7 +204,10 @@ class MeshTask(RegisteredTask):
             labels, hole_img = ops.fill_holes(labels, self.fill_holes, resolution)
             if hole_img.any():
                 padded = ops.pad_labels(hole_img, pad_lo, pad_hi)
-                holes = {lbl: (m.vertices, m.faces) for lbl, m in ops.forge_box(padded, resolution, origin_nm, simplification, error)}
+                holes = {
+                    lbl: (m.vertices, m.faces)
+                    for lbl, m in ops.forge_box(padded, resolution, origin_nm, simplification, error)
+                }
         if labels.any():
             padded = ops.pad_labels(labels, pad_lo, pad_hi)
             for label, mesh in ops.forge_box(padded, resolution, origin_nm, simplification, error):
@@ -257,8 +262,10 @@ class MeshTask(RegisteredTask):
         if self.generate_manifests:
             cf.put_jsons(
                 (
-                    (f"{mesh_dir}/{meshes.manifest_filename(segid, self.lod)}",
-                     {"fragments": [meshes.fragment_filename(segid, self.lod, box)]})
+                    (
+                        f"{mesh_dir}/{meshes.manifest_filename(segid, self.lod)}",
+                        {"fragments": [meshes.fragment_filename(segid, self.lod, box)]},
+                    )
                     for segid in fragments
                 ),
                 cache_control="no-cache",
