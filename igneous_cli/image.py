@@ -391,3 +391,8 @@ def read_mapping(path: str) -> dict:
     if not isinstance(mapping, dict):
         raise click.BadParameter(f"{path} must hold a JSON object {{old_z: new_z}}", param_hint="'--mapping-file'")
     return mapping
+
+
+from igneous_cli import voxels  # noqa: E402
+
+image.add_command(voxels.voxels)

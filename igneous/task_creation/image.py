@@ -24,6 +24,7 @@ from igneous.task_creation.transfer import (
     create_transfer_cloudvolume,
     create_transfer_tasks,
 )
+from igneous.task_creation.voxels import accumulate_voxel_counts, create_voxel_counting_tasks
 
 # Exported through ``igneous.task_creation`` (SPEC §2.1). The rest is importable from here.
 __all__ = [
@@ -36,6 +37,8 @@ __all__ = [
     "create_quantize_tasks",
     "create_image_shard_transfer_tasks",
     "create_image_shard_downsample_tasks",
+    "create_voxel_counting_tasks",
+    "accumulate_voxel_counts",
 ]
 
 _also_here = (

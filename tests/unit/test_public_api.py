@@ -24,6 +24,8 @@ TASK_CREATION = {
     "create_fixup_downsample_tasks",
     "create_image_shard_transfer_tasks",
     "create_image_shard_downsample_tasks",
+    "create_voxel_counting_tasks",
+    "accumulate_voxel_counts",
 }
 TASKS = {
     "TransferTask",
@@ -35,6 +37,7 @@ TASKS = {
     "downsample_and_upload",
     "ImageShardTransferTask",
     "ImageShardDownsampleTask",
+    "CountVoxelsTask",
 }
 
 
@@ -149,6 +152,7 @@ def test_wire_keys_registered():
 
     for name in [
         "BlackoutTask",
+        "CountVoxelsTask",
         "DeleteTask",
         "DownsampleTask",
         "QuantizeTask",

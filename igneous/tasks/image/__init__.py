@@ -12,6 +12,7 @@ from igneous.tasks.image.image import (
     TransferTask,
     downsample_and_upload,
 )
+from igneous.tasks.image.voxels import CountVoxelsTask
 
 __all__ = [
     "BlackoutTask",
@@ -23,5 +24,6 @@ __all__ = [
     "TouchTask",
     "TransferTask",
     "downsample_and_upload",
+    "CountVoxelsTask",
 ]
 _not_exported = (ReorderTask,)  # SPEC §3: ReorderTask is importable only from igneous.tasks.image

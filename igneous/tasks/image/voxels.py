@@ -1,0 +1,127 @@
+"""Global voxel counts (SPEC §3.1 ``CountVoxelsTask``, §4.5 ``stats/``).
+
+``CountVoxelsTask`` counts the labels of its box and writes ``{key}/stats/voxel_counts/{bbox}.json``;
+``accumulate_voxel_counts`` (planning side) sums those into the IntMap ``{key}/stats/voxel_counts.im``
+that ``dust_global`` meshing and skeletonizing read with :func:`load_voxel_counts`. The file
+layout lives here, in one place.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Iterator, Optional, Sequence
+
+from cloudfiles import CloudFiles
+from cloudvolume import CloudVolume
+from cloudvolume.lib import Bbox, Vec
+from mapbuffer import IntMap
+
+from igneous.errors import InvalidParameterError
+from igneous.ops.voxels import count_labels, counts_to_json, intmap_key, merge_counts
+from igneous.tasks.image.common import source_volume, task_box
+from igneous.tasks.registry import queueable
+
+__all__ = [
+    "CountVoxelsTask",
+    "TASK_SHAPE",
+    "BLOCK_VOXELS",
+    "counts_dir",
+    "counts_filename",
+    "intmap_path",
+    "load_voxel_counts",
+    "voxel_count",
+    "read_blocks",
+]
+
+log = logging.getLogger(__name__)
+WIRE = "igneous.tasks.image.image"
+
+TASK_SHAPE = (512, 512, 512)  # SPEC §2.1: voxel counting uses fixed 512³ tasks
+# Read at most this many voxels at once (128 MiB of uint64): a 512³ task then holds one
+# chunk-thick z-slab, not the 1 GiB box, which keeps a worker under 500 MB.
+BLOCK_VOXELS = 2**24
+INTMAP_CONTENT_TYPE = "application/x-intmap"
+
+
+def counts_dir(vol: CloudVolume, mip: int) -> str:
+    """Where the per-task count files of ``mip`` go (relative to the layer)."""
+    return f"{vol.meta.key(mip)}/stats/voxel_counts"
+
+
+def counts_filename(vol: CloudVolume, mip: int, box: Bbox) -> str:
+    """The count file of one task box (clipped to the layer), relative to the layer."""
+    return f"{counts_dir(vol, mip)}/{box.to_filename()}.json"
+
+
+def intmap_path(vol: CloudVolume, mip: int) -> str:
+    """The accumulated counts of ``mip`` (a mapbuffer IntMap), relative to the layer."""
+    return f"{vol.meta.key(mip)}/stats/voxel_counts.im"
+
+
+def load_voxel_counts(cloudpath: str, mip: int = 0) -> IntMap:
+    """The global voxel counts written by ``accumulate_voxel_counts`` (any protocol, any compression).
+
+    Look labels up with :func:`voxel_count` (labels ≥ 2^63 need mapbuffer's int64 key).
+
+    Raises:
+        InvalidParameterError: the counts were never accumulated for this mip.
+    """
+    vol = CloudVolume(cloudpath, mip=mip, progress=False, cdn_cache=False)
+    path = intmap_path(vol, mip)
+    data = CloudFiles(vol.meta.cloudpath, progress=False).get(path)
+    if data is None:
+        raise InvalidParameterError(
+            f"{cloudpath} has no global voxel counts at mip {mip} ({path}); "
+            f"run `igneous image voxels count` and `igneous image voxels sum` first"
+        )
+    return IntMap(data)
+
+
+def voxel_count(counts: IntMap, label, default: Optional[int] = None) -> Optional[int]:
+    """Voxels of ``label`` in ``counts`` (``default`` if absent), safe for labels ≥ 2^63."""
+    value = counts.get(intmap_key(label))
+    return default if value is None else int(value)
+
+
+def _edges(lo: int, hi: int, step: int, origin: int) -> list:
+    """``lo``, the multiples of ``step`` (counted from ``origin``) inside ``(lo, hi)``, and ``hi``."""
+    first = origin + ((lo - origin) // step + 1) * step
+    return [lo] + list(range(first, hi, step)) + [hi]
+
+
+def read_blocks(
+    box: Bbox, chunk_size: Sequence[int], voxel_offset: Sequence[int], budget: int = BLOCK_VOXELS
+) -> Iterator[Bbox]:
+    """Chunk-aligned blocks covering ``box``: chunk-thick z-slabs, cut into y-strips of whole
+    chunk rows when a slab holds more than ``budget`` voxels. Every chunk is read once."""
+    chunk, origin = Vec(*chunk_size), Vec(*voxel_offset)
+    width = int(box.size3()[0])
+    rows = max(1, budget // max(1, width * int(chunk.y) * int(chunk.z))) * int(chunk.y)
+    zs = _edges(int(box.minpt.z), int(box.maxpt.z), int(chunk.z), int(origin.z))
+    ys = _edges(int(box.minpt.y), int(box.maxpt.y), rows, int(origin.y))
+    for z0, z1 in zip(zs[:-1], zs[1:]):
+        for y0, y1 in zip(ys[:-1], ys[1:]):
+            yield Bbox((box.minpt.x, y0, z0), (box.maxpt.x, y1, z1))
+
+
+@queueable(WIRE)
+def CountVoxelsTask(cloudpath, shape, offset, mip=0, fill_missing=False, agglomerate=False, timestamp=None):
+    """Count every label (0 included) in the box; write ``{key}/stats/voxel_counts/{bbox}.json``.
+
+    The box is read in chunk-aligned blocks of at most ``BLOCK_VOXELS`` voxels, so memory
+    stays bounded whatever the task shape.
+    """
+    vol = source_volume(cloudpath, mip, fill_missing=fill_missing, agglomerate=agglomerate, timestamp=timestamp)
+    box = task_box(vol, mip, shape, offset)
+    if box.subvoxel():
+        return
+    parts = []
+    for block in read_blocks(box, vol.meta.chunk_size(mip), vol.meta.voxel_offset(mip), BLOCK_VOXELS):
+        parts.append(count_labels(vol.download(block, mip=mip)))
+        # Merge as we go: a block's label list is small next to the block itself.
+        if len(parts) >= 8:
+            parts = [merge_counts(parts)]
+    counts = merge_counts(parts)
+    CloudFiles(vol.meta.cloudpath, progress=False).put_json(
+        counts_filename(vol, mip, box), counts_to_json(counts), compress="gzip", cache_control="no-cache"
+    )
