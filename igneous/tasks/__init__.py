@@ -3,5 +3,7 @@ task under its wire name (SPEC §3.7), which a worker needs before it leases."""
 
 from igneous.tasks.image import *  # noqa: F403
 from igneous.tasks.image import __all__ as _image_all
+from igneous.tasks.mesh import *  # noqa: F403
+from igneous.tasks.mesh import __all__ as _mesh_all
 
-__all__ = list(_image_all)
+__all__ = list(_image_all) + list(_mesh_all)

@@ -161,3 +161,26 @@ def test_wire_keys_registered():
         "TransferTask",
     ]:
         assert ("igneous.tasks.image.image", name) in REGISTRY, name
+
+
+def test_mesh_wire_keys_registered():
+    from taskqueue.queueablefns import REGISTRY
+    from taskqueue.registered_task import REGISTRY as CLASSES
+
+    assert "MeshTask" in CLASSES
+    for name in ["MeshManifestPrefixTask", "MeshManifestFilesystemTask", "TransferMeshFilesTask", "DeleteMeshFilesTask"]:
+        assert ("igneous.tasks.mesh.mesh", name) in REGISTRY, name
+
+
+def test_mesh_creator_signatures_match_spec():
+    sig = inspect.signature(tc.create_meshing_tasks)
+    assert list(sig.parameters) == [
+        "layer_path", "mip", "shape", "simplification", "max_simplification_error", "mesh_dir", "cdn_cache",
+        "dust_threshold", "object_ids", "progress", "fill_missing", "encoding", "spatial_index", "frag_path",
+        "sharded", "compress", "closed_dataset_edges", "dust_global", "fill_holes", "dry_run", "exclude_object_ids",
+    ]  # fmt: skip
+    assert sig.parameters["shape"].default == (448, 448, 448)
+    assert sig.parameters["max_simplification_error"].default == 40.0
+    assert list(inspect.signature(tc.create_mesh_manifest_tasks).parameters) == ["layer_path", "magnitude", "mesh_dir"]
+    assert inspect.signature(tc.create_xfer_meshes_tasks).parameters["magnitude"].default == 2
+    assert inspect.signature(tc.create_mesh_deletion_tasks).parameters["magnitude"].default == 3
