@@ -24,6 +24,11 @@ TASK_CREATION = {
     "create_fixup_downsample_tasks",
     "create_image_shard_transfer_tasks",
     "create_image_shard_downsample_tasks",
+    # meshes (SPEC §2.2)
+    "create_meshing_tasks",
+    "create_mesh_manifest_tasks",
+    "create_xfer_meshes_tasks",
+    "create_mesh_deletion_tasks",
     "create_voxel_counting_tasks",
     "accumulate_voxel_counts",
 }
@@ -38,6 +43,11 @@ TASKS = {
     "ImageShardTransferTask",
     "ImageShardDownsampleTask",
     "CountVoxelsTask",
+    "MeshTask",
+    "MeshManifestPrefixTask",
+    "MeshManifestFilesystemTask",
+    "TransferMeshFilesTask",
+    "DeleteMeshFilesTask",
 }
 
 
