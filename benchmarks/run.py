@@ -332,7 +332,7 @@ def transfer(runner: Runner, data_dir: str, repeat: int, profile: bool) -> dict:
 def _check_rss(result: dict, targets: dict) -> dict:
     best = result.get("best")
     if best and "rss_mb_max" in targets:
-        result["rss_mb_max"] = targets["rss_mb_max"]
+        result["rss_budget_mb"] = targets["rss_mb_max"]
         result["checks"]["peak_rss"] = best["peak_rss_mb"] <= targets["rss_mb_max"]
     return result
 

@@ -208,12 +208,20 @@ class ShardWriter:
 
 def put_shard(layer_path: str, key: str, spec: dict, number: int, spool: Spool, group, codes, scratch_dir=None) -> str:
     """Assemble and upload one shard file; returns its name. Never compresses the file itself:
-    readers fetch byte ranges of it."""
+    readers fetch byte ranges of it. Local layers get the file written in place (renamed into
+    view when complete); remote ones get it streamed from a scratch file."""
     name = shard_filename(number, spec)
-    cf = CloudFiles(layer_path, progress=False)
     where = cfpaths.extract(layer_path)
-    if where.protocol == "file":  # CloudFiles creates directories for bytes, not for file objects
-        os.makedirs(os.path.join(where.path, key), exist_ok=True)
+    if where.protocol == "file":
+        directory = os.path.join(where.path, key)
+        os.makedirs(directory, exist_ok=True)
+        final = os.path.join(directory, name)
+        partial = f"{final}.{os.getpid()}.partial"
+        with open(partial, "wb") as out:
+            ShardWriter(spec).write(spool, group, codes, out)
+        os.replace(partial, final)
+        return name
+    cf = CloudFiles(layer_path, progress=False)
     with tempfile.TemporaryFile(dir=scratch_dir or spool.scratch_dir) as out:
         ShardWriter(spec).write(spool, group, codes, out)
         out.seek(0)

@@ -218,14 +218,14 @@ def shard_task_memory(slab_bytes: int, chunk_bytes: int, largest_shard: int, out
     spool: encoded chunks kept in memory before spilling to scratch; put: the upload buffer.
     """
     terms = {
-        "slab": int(slab_bytes),
+        "slab": 2 * int(slab_bytes),  # the slab being encoded and the next one being read
         "read": 2 * int(min(slab_bytes, READ_BATCH)) + int(slab_bytes),
         "encode": 2 * 2 * int(chunk_bytes),
         "spool": int(slab_bytes) // 2,
         "put": int(min(largest_shard, PUT_BUFFER)),
     }
     if pyramid:
-        terms["outputs"] = int(slab_bytes * output_fraction)
+        terms["outputs"] = 2 * int(slab_bytes * output_fraction)
         terms["kernel"] = int(slab_bytes * KERNEL_FACTOR)
     return terms
 

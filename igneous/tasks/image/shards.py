@@ -15,7 +15,7 @@ from typing import Dict, List
 
 import numpy as np
 from cloudfiles import CloudFiles
-from cloudvolume import CloudVolume
+from cloudvolume import CloudVolume, EmptyVolumeException
 from cloudvolume import chunks as cv_chunks
 from cloudvolume.lib import Bbox, Vec
 
@@ -79,19 +79,23 @@ class ScaleWriter:
         )
         return encode_data(payload, self.spec.get("data_encoding", "raw"))
 
-    def add(self, image: np.ndarray, box: Bbox, pool) -> None:
-        """Encode the chunks of ``image`` (covering ``box``, chunk-aligned) and flush full shards."""
+    def submit(self, image: np.ndarray, box: Bbox, pool) -> list:
+        """Start encoding the chunks of ``image`` (covering ``box``, chunk-aligned) on ``pool``."""
         jobs = []
-        for gx, gy, gz in self.gridpoints(box):
-            gp = Vec(gx, gy, gz)
-            lo = self.origin + gp * self.chunk
+        codes = chunk_codes(self.gridpoints(box), self.grid).tolist()
+        for (gx, gy, gz), code in zip(self.gridpoints(box), codes):
+            lo = self.origin + Vec(gx, gy, gz) * self.chunk
             hi = Vec(*np.minimum(lo + self.chunk, self.origin + self.size))
             rel_lo, rel_hi = lo - box.minpt, hi - box.minpt
             view = image[rel_lo.x : rel_hi.x, rel_lo.y : rel_hi.y, rel_lo.z : rel_hi.z]
-            jobs.append((int(chunk_codes(np.array([gp]), self.grid)[0]), view))
-        encoded = pool.map(lambda job: (job[0], self.encode(job[1])), jobs)
-        for code, payload in encoded:
-            self.spool.add((self.mip, code), payload)
+            jobs.append((code, pool.submit(self.encode, view)))
+        return jobs
+
+    def collect(self, jobs: list) -> None:
+        """Spool what ``submit`` encoded (futures, or payloads ready as bytes) and write every
+        shard that is now complete."""
+        for code, job in jobs:
+            self.spool.add((self.mip, code), job if isinstance(job, bytes) else job.result())
             shard = self.shard_of(code)
             self.remaining[shard] -= 1
             if self.remaining[shard] == 0:
@@ -150,6 +154,66 @@ def _same_sharded_layout(src: CloudVolume, dest: CloudVolume, mip: int) -> bool:
     )
 
 
+def _same_chunk_files(src: CloudVolume, dest: CloudVolume, mip: int) -> bool:
+    """An unsharded source whose chunk files hold exactly the destination's chunk payloads."""
+    keys = ("chunk_sizes", "voxel_offset", "size", "encoding", "compressed_segmentation_block_size",
+            "jpeg_quality", "png_level", "jxl_quality", "fpzip_precision")
+    a, b = src.info["scales"][mip], dest.info["scales"][mip]
+    return (
+        not src.image.is_sharded(mip)
+        and all(a.get(k) == b.get(k) for k in keys)
+        and src.dtype == dest.dtype
+        and src.num_channels == dest.num_channels
+        and src.meta.path.format == "precomputed"
+    )
+
+
+def _copy_chunk_payloads(src: CloudVolume, dest: CloudVolume, mip: int, box: Bbox, chunk_z: int, fill_missing: bool):
+    """Fast path: move chunk files into the shard without decoding them. A gzip chunk file is
+    already a gzip data_encoding payload; anything else is re-compressed as the spec says."""
+    from cloudfiles.compression import decompress
+
+    bpv = np.dtype(dest.dtype).itemsize * dest.num_channels
+    spool = Spool(int(box.size3().x * box.size3().y * chunk_z) * bpv // 2)
+    try:
+        writer = ScaleWriter(dest, mip, box, spool)
+        want = writer.spec.get("data_encoding", "raw")
+        cf = CloudFiles(src.meta.cloudpath, progress=False)
+        key = src.meta.key(mip)
+        background = {}
+        for slab in _slabs(box, chunk_z):
+            points = writer.gridpoints(slab)
+            codes = chunk_codes(points, writer.grid).tolist()
+            boxes = []
+            for gp in points:
+                lo = writer.origin + Vec(*gp) * writer.chunk
+                boxes.append(Bbox(lo, Vec(*np.minimum(lo + writer.chunk, writer.origin + writer.size))))
+            files = cf.get([f"{key}/{b.to_filename()}" for b in boxes], raw=True)
+            by_path = {f["path"]: f for f in files}
+            jobs = []
+            for code, chunk_box in zip(codes, boxes):
+                found = by_path[f"{key}/{chunk_box.to_filename()}"]
+                if found.get("error"):
+                    raise found["error"]
+                content, compress = found["content"], found.get("compress")
+                if content is None:
+                    if not fill_missing:
+                        raise EmptyVolumeException(f"{key}/{chunk_box.to_filename()}")
+                    shape = tuple(chunk_box.size3())
+                    if shape not in background:
+                        blank = np.zeros(shape + (dest.num_channels,), dtype=dest.dtype, order="F")
+                        background[shape] = writer.encode(blank)
+                    jobs.append((code, background[shape]))
+                elif want == "gzip" and compress == "gzip":
+                    jobs.append((code, content))
+                else:
+                    jobs.append((code, encode_data(decompress(content, compress), want)))
+            writer.collect(jobs)
+        writer.check_done()
+    finally:
+        spool.close()
+
+
 @queueable(WIRE)
 def ImageShardTransferTask(
     src_path,
@@ -191,16 +255,20 @@ def ImageShardTransferTask(
             return
 
     chunk_z = int(dest.meta.chunk_size(mip)[2])
+    if not translate.any() and _same_chunk_files(src, dest, mip):
+        return _copy_chunk_payloads(src, dest, mip, box, chunk_z, fill_missing)
     bpv = np.dtype(dest.dtype).itemsize * dest.num_channels
     slab_bytes = int(box.size3().x * box.size3().y * chunk_z) * bpv
     spool = Spool(slab_bytes // 2)
     try:
         writer = ScaleWriter(dest, mip, box, spool)
         with concurrent.futures.ThreadPoolExecutor(UPLOAD_THREADS) as pool:
+            pending = []  # the previous slab encodes while the next one is read
             for slab in _slabs(box, chunk_z):
-                image = read_box(src, slab - translate, mip)
-                writer.add(image, slab, pool)
-                del image
+                jobs = writer.submit(read_box(src, slab - translate, mip), slab, pool)
+                writer.collect(pending)
+                pending = jobs
+            writer.collect(pending)
         writer.check_done()
     finally:
         spool.close()
@@ -244,15 +312,23 @@ def ImageShardDownsampleTask(
         writers = [ScaleWriter(vol, mip + k, level_box(vol, mip, box, factor, k), spool) for k in range(1, num_mips + 1)]
         slabs = list(_slabs(box, plan_slab))
         with concurrent.futures.ThreadPoolExecutor(UPLOAD_THREADS) as pool:
+            pending = []  # the previous slab's levels encode while the next slab is read and pooled
             for i, slab in enumerate(slabs):
                 image = read_box(vol, slab, mip)
                 levels = pyramid(image, factor, num_mips, method, sparse)
                 del image
-                for k, (writer, level) in enumerate(zip(writers, levels), start=1):
-                    writer.add(level, level_box(vol, mip, slab, factor, k), pool)
+                jobs = [
+                    (writer, writer.submit(level, level_box(vol, mip, slab, factor, k), pool))
+                    for k, (writer, level) in enumerate(zip(writers, levels), start=1)
+                ]
                 del levels
+                for writer, prior in pending:
+                    writer.collect(prior)
+                pending = jobs
                 if progress:
                     log.info("slab %d/%d of %s", i + 1, len(slabs), box)
+            for writer, prior in pending:
+                writer.collect(prior)
         for writer in writers:
             writer.check_done()
     finally:
