@@ -355,3 +355,36 @@ def test_design_dry_runs_write_nothing(image, tmp_path):
     # the plan printed is the plan executed
     run(create_image_shard_downsample_tasks(src, num_mips=3, memory_target=500000))
     assert create_sharded_image_info  # exported from task_creation.image (SPEC §2.5)
+
+
+# -- memory --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["transfer", "pyramid"])
+def test_task_memory_stays_within_the_plan(tmp_path, kind):
+    """One task's traced peak (numpy buffers, decoded and encoded chunks, the spool) is within
+    the memory model the planner kept under memory_target; encoded shards spill to scratch."""
+    import tracemalloc
+
+    from igneous.task_creation.shard_image import prepare_shard_downsample, prepare_shard_transfer
+
+    rng = np.random.default_rng(5)
+    data = rng.integers(0, 255, size=(256, 256, 32), dtype=np.uint8)  # incompressible: the spool must spill
+    src = make_layer(f"file://{tmp_path / 'src'}", data, chunk_size=(32, 32, 8))
+    memory = 3 * 10**6
+    if kind == "transfer":
+        dst = f"file://{tmp_path / 'dst'}"
+        plan = prepare_shard_transfer(src, dst, memory_target=memory, chunk_size=(32, 32, 16)).plan
+        tasks = list(create_image_shard_transfer_tasks(src, dst, memory_target=memory, chunk_size=(32, 32, 16)))
+    else:
+        plan = prepare_shard_downsample(src, num_mips=2, memory_target=memory).plan
+        tasks = list(create_image_shard_downsample_tasks(src, num_mips=2, memory_target=memory))
+    assert plan.peak_bytes <= memory
+    assert len(tasks) <= 8  # big tasks: their shards are larger than the spool's allowance
+    tracemalloc.start()
+    try:
+        tasks[0]()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak <= plan.peak_bytes, (peak, plan.memory)
