@@ -96,30 +96,38 @@ def weld(vertices: np.ndarray, faces: np.ndarray) -> Piece:
 
 
 def _weld_cut(vertices: np.ndarray, faces: np.ndarray, tolerance: float, planes: np.ndarray) -> Piece:
-    """Merge vertices closer than ``tolerance`` (Chebyshev, transitively) into one.
+    """Weld a cut soup: identical vertices, then cut points closer than ``tolerance``.
 
-    The merged vertex takes the first member's position, except that on every axis where some
-    member lies exactly on a cut plane (a multiple of ``planes``) it takes that plane value:
-    vertices shared between cells must stay on the plane they share, or quantizing them
-    relative to each cell puts them in different places.
+    zmesh computes a cut point once per triangle, so the two triangles of an edge can get
+    points a few ulps apart (and not always snapped onto the plane). Vertices closer than
+    ``tolerance`` (Chebyshev, transitively) become one; the merged vertex keeps every plane
+    coordinate (a multiple of ``planes``) of its members, so vertices shared between cells
+    stay on the plane they share; otherwise quantizing them relative to each cell would put
+    them in different places.
     """
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
     from scipy.spatial import cKDTree
 
+    rows = np.ascontiguousarray(vertices, dtype=np.float32).view(np.dtype((np.void, 12))).reshape(-1)
+    _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
+    vertices = vertices[first]
+    faces = inverse.reshape(-1)[faces]
     pairs = cKDTree(vertices).query_pairs(tolerance, p=np.inf, output_type="ndarray")
     if len(pairs) == 0:
         return vertices, faces
     n = len(vertices)
     graph = coo_matrix((np.ones(len(pairs), np.int8), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
     ncomp, comp = connected_components(graph, directed=False)
-    first = np.full(ncomp, n, np.int64)
-    np.minimum.at(first, comp, np.arange(n))
-    merged = vertices[first].copy()
+    rep = np.full(ncomp, n, np.int64)
+    np.minimum.at(rep, comp, np.arange(n))
+    target = rep[comp]
+    merged = vertices.copy()
+    on_plane = np.mod(vertices, planes) == 0
     for axis in range(3):
-        on_plane = np.flatnonzero(np.mod(vertices[:, axis], planes[axis]) == 0)
-        merged[comp[on_plane], axis] = vertices[on_plane, axis]
-    return merged, comp[faces]
+        members = np.flatnonzero(on_plane[:, axis])
+        merged[target[members], axis] = vertices[members, axis]
+    return merged, target[faces]
 
 
 def boundary_vertices(faces: np.ndarray) -> np.ndarray:
@@ -254,7 +262,7 @@ def simplify_pinned_border(vertices: np.ndarray, faces: np.ndarray, target: int)
 def build_lods(vertices: np.ndarray, faces: np.ndarray, grid: Grid) -> List[Dict[Cell, Piece]]:
     """Pieces per LOD: LOD 0 cut by centroid, LOD k+1 per parent from its LOD k children."""
     lods = [chunk_by_centroid(vertices, faces, grid, 0)]
-    for lod in range(1, grid.num_lods):
+    for _ in range(1, grid.num_lods):
         children: Dict[Cell, List[Piece]] = {}
         for cell, piece in lods[-1].items():
             children.setdefault(tuple(c // 2 for c in cell), []).append(piece)
@@ -349,7 +357,7 @@ class Manifest:
         return b"".join(parts)
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "Manifest":
+    def from_bytes(cls, data: bytes) -> Manifest:
         """Parse; raises ValueError if the bytes are not exactly one manifest."""
         if len(data) < 28:
             raise ValueError(f"a multilod manifest has at least 28 bytes; got {len(data)}")
@@ -387,6 +395,18 @@ class Manifest:
         return int(sum(int(np.sum(s, dtype=np.uint64)) for s in self.fragment_sizes))
 
 
+def _empty_manifest() -> Manifest:
+    return Manifest(
+        (1.0, 1.0, 1.0),
+        (0.0, 0.0, 0.0),
+        1,
+        [1.0],
+        [(0.0, 0.0, 0.0)],
+        [np.zeros((0, 3), np.uint32)],
+        [np.zeros(0, np.uint32)],
+    )
+
+
 def encode_label(
     vertices: np.ndarray,
     faces: np.ndarray,
@@ -402,15 +422,16 @@ def encode_label(
     manifest says where. An empty mesh gives a one-LOD manifest with no fragments.
     """
     vqb = check_vertex_quantization_bits(vertex_quantization_bits)
-    vertices, faces = weld(vertices, faces)
+    faces = np.asarray(faces).reshape(-1, 3)
     if len(faces) == 0:
-        manifest = Manifest((1.0, 1.0, 1.0), (0.0, 0.0, 0.0), 1, [1.0], [(0.0, 0.0, 0.0)],
-                            [np.zeros((0, 3), np.uint32)], [np.zeros(0, np.uint32)])
-        return b"", manifest.to_bytes()
-    grid = label_grid(vertices, min_chunk_size, num_lod)
+        return b"", _empty_manifest().to_bytes()
+    vertices = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)
+    grid = label_grid(vertices[np.unique(faces)], min_chunk_size, num_lod)
     # Work relative to the (integer) grid origin: float32 keeps ~7 digits, and absolute voxel
     # coordinates would spend them on the offset instead of on the cut and quantization.
-    local = (vertices.astype(np.float64) - np.asarray(grid.origin, np.float64)).astype(np.float32)
+    local, faces = weld((vertices - np.asarray(grid.origin, np.float64)).astype(np.float32), faces)
+    if len(faces) == 0:
+        return b"", _empty_manifest().to_bytes()
     lgrid = Grid((0, 0, 0), grid.chunk, grid.num_lods)
     lods = build_lods(local, faces, lgrid)
     # every parent of a node must exist as a node (Neuroglancer walks the octree top down)

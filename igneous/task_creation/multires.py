@@ -1,0 +1,440 @@
+"""Planning multi-resolution mesh merges (SPEC §2.2, docs/design-meshing.md §3.6–3.9).
+
+Every planner refuses before writing anything when the forge is not finished (a task box
+without its ``.spatial`` marker, a sharded box without its ``.frags``), then rewrites the
+mesh info to ``neuroglancer_multilod_draco`` and returns the merge tasks.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Optional, Sequence
+
+import numpy as np
+from cloudfiles import CloudFiles
+from cloudvolume import CloudVolume
+
+from igneous import meshes
+from igneous.errors import InvalidParameterError
+from igneous.ops.multires import VERTEX_QUANTIZATION_BITS
+from igneous.task_creation.common import as_triple, compute_shard_params_for_hashed, record_provenance, task_kwargs
+from igneous.tasks.mesh.multires import (
+    MultiResShardedFromUnshardedMeshMergeTask,
+    MultiResShardedMeshMergeTask,
+    MultiResUnshardedMeshMergeTask,
+    shard_labels_filename,
+)
+
+__all__ = [
+    "configure_multires_info",
+    "create_unsharded_multires_mesh_tasks",
+    "create_sharded_multires_mesh_tasks",
+    "create_sharded_multires_mesh_from_unsharded_tasks",
+]
+
+MINISHARD_INDEX_ENCODINGS = ("gzip", "raw")
+
+
+def _join(root: str, *parts: str) -> str:
+    return "/".join([root.rstrip("/"), *(p.strip("/") for p in parts)])
+
+
+# -- validation -----------------------------------------------------------------------------------
+
+
+def _int_at_least(value, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise InvalidParameterError(f"{name} must be an integer >= {minimum}; got {value!r}")
+    return int(value)
+
+
+def _check_vqb(vqb) -> int:
+    if isinstance(vqb, bool) or vqb not in VERTEX_QUANTIZATION_BITS:
+        raise InvalidParameterError(f"vertex_quantization_bits must be 10 or 16; got {vqb!r}")
+    return int(vqb)
+
+
+def _check_level(level) -> int:
+    if isinstance(level, bool) or not isinstance(level, (int, np.integer)) or not 0 <= level <= 10:
+        raise InvalidParameterError(f"draco_compression_level must be an integer in [0, 10]; got {level!r}")
+    return int(level)
+
+
+def _check_encoding(encoding) -> str:
+    if encoding not in MINISHARD_INDEX_ENCODINGS:
+        raise InvalidParameterError(f"minishard_index_encoding must be gzip or raw; got {encoding!r}")
+    return encoding
+
+
+def _forged(layer_path: str, mesh_dir: Optional[str]):
+    """(vol, mesh_dir, info) of a forged layer, refusing unfinished forges."""
+    from igneous.task_creation.mesh import check_forge_complete, check_forged_object_ids, require_mesh_info
+
+    vol, mesh_dir, info = require_mesh_info(layer_path, mesh_dir)
+    if "mip" not in info:
+        raise InvalidParameterError(f"{layer_path}/{mesh_dir}/info has no 'mip': forge again with `igneous mesh forge`")
+    check_forge_complete(vol, layer_path, mesh_dir, info)
+    check_forged_object_ids(vol, layer_path, mesh_dir, info)
+    return vol, mesh_dir, info
+
+
+# -- info -------------------------------------------------------------------------------------------
+
+
+def multires_info(info: dict, resolution: Sequence[float], vertex_quantization_bits: int) -> dict:
+    """The multires mesh info for a legacy (or multires) one; keeps ``mip``, ``chunk_size``,
+    ``spatial_index``. The transform maps model units (voxels of the mesh mip) to nm."""
+    rx, ry, rz = (float(r) for r in resolution)
+    out = dict(info)
+    out.update(
+        {
+            "@type": meshes.MULTILOD_MESH_TYPE,
+            "vertex_quantization_bits": int(vertex_quantization_bits),
+            "transform": [rx, 0.0, 0.0, 0.0, 0.0, ry, 0.0, 0.0, 0.0, 0.0, rz, 0.0],
+            "lod_scale_multiplier": 1.0,
+        }
+    )
+    out.pop("sharding", None)
+    return out
+
+
+def configure_multires_info(cloudpath: str, vertex_quantization_bits: int, mesh_dir: Optional[str]) -> dict:
+    """Rewrite ``{mesh_dir}/info`` as ``neuroglancer_multilod_draco`` (no-cache) and return it.
+
+    Open a new CloudVolume afterwards: CloudVolume picks its mesh reader when constructed.
+    """
+    from igneous.task_creation.mesh import require_mesh_info
+
+    vqb = _check_vqb(vertex_quantization_bits)
+    vol, mesh_dir, info = require_mesh_info(cloudpath, mesh_dir)
+    if "mip" not in info:
+        raise InvalidParameterError(f"{cloudpath}/{mesh_dir}/info has no 'mip': forge again with `igneous mesh forge`")
+    new = multires_info(info, vol.meta.resolution(int(info["mip"])), vqb)
+    meshes.write_mesh_info(cloudpath, mesh_dir, new)
+    return new
+
+
+# -- unsharded --------------------------------------------------------------------------------------
+
+
+def create_unsharded_multires_mesh_tasks(
+    cloudpath: str,
+    num_lod: int = 0,
+    magnitude: int = 3,
+    mesh_dir: Optional[str] = None,
+    vertex_quantization_bits: int = 16,
+    min_chunk_size: Sequence[int] = (256, 256, 256),
+):
+    """Plan the unsharded multires merge: ``{segid}.index`` + ``{segid}`` per label.
+
+    One ``MultiResUnshardedMeshMergeTask`` per label-name prefix (about ``10^magnitude``).
+    ``num_lod`` extra levels are built where a label spans more than ``min_chunk_size``
+    voxels (each level halves the faces); vqb 16 is recommended (cracks between LODs are at
+    most one quantum: chunk/65535 voxels, vs chunk/1023 at 10 bits).
+
+    Raises:
+        InvalidParameterError: before anything is written, for bad parameters or an
+            unfinished forge.
+    """
+    from igneous.meshes import legacy_merge_prefixes
+
+    num_lod = _int_at_least(num_lod, "num_lod", 0)
+    magnitude = _int_at_least(magnitude, "magnitude", 1)
+    vqb = _check_vqb(vertex_quantization_bits)
+    min_chunk_size = as_triple(min_chunk_size, "min_chunk_size")
+    vol, mesh_dir, info = _forged(cloudpath, mesh_dir)
+    if "sharding" in info:
+        raise InvalidParameterError(f"{cloudpath}/{mesh_dir} is sharded: use `igneous mesh merge-sharded`")
+    meshes.write_mesh_info(cloudpath, mesh_dir, multires_info(info, vol.meta.resolution(int(info["mip"])), vqb))
+    kwargs = task_kwargs(mesh_dir=mesh_dir, num_lod=num_lod, min_chunk_size=min_chunk_size)
+    tasks = [
+        functools.partial(MultiResUnshardedMeshMergeTask, cloudpath, prefix, **kwargs)
+        for prefix in legacy_merge_prefixes(magnitude)
+    ]
+    record_provenance(
+        cloudpath, "MultiResUnshardedMeshMergeTask", dict(kwargs, magnitude=magnitude, vertex_quantization_bits=vqb)
+    )
+    return tasks
+
+
+# -- sharded ----------------------------------------------------------------------------------------
+
+
+def _shard_spec(
+    num_labels: int,
+    shard_index_bytes: int,
+    minishard_index_bytes: int,
+    min_shards: int,
+    max_labels_per_shard: Optional[int],
+    minishard_index_encoding: str,
+) -> dict:
+    min_shards = _int_at_least(min_shards, "min_shards", 1)
+    if max_labels_per_shard is not None:
+        max_labels_per_shard = _int_at_least(max_labels_per_shard, "max_labels_per_shard", 1)
+        min_shards = max(min_shards, int(math.ceil(num_labels / max_labels_per_shard)))
+    shard_bits, minishard_bits, _ = compute_shard_params_for_hashed(
+        num_labels, int(shard_index_bytes), int(minishard_index_bytes), min_shards
+    )
+    return {
+        "@type": "neuroglancer_uint64_sharded_v1",
+        "hash": "murmurhash3_x86_128",
+        "preshift_bits": 0,
+        "minishard_bits": int(minishard_bits),
+        "shard_bits": int(shard_bits),
+        "minishard_index_encoding": minishard_index_encoding,
+        "data_encoding": "raw",  # the manifest offsets address raw fragment bytes
+    }
+
+
+def _write_shard_labels(cloudpath: str, mesh_dir: str, labels: np.ndarray, spec: dict) -> list[str]:
+    """Write ``{shard}.labels`` for every shard that has labels; returns the shard names."""
+    import shardcomputer
+
+    groups = shardcomputer.assign_labels_to_shards(
+        np.asarray(labels, dtype=np.uint64), 0, spec["shard_bits"], spec["minishard_bits"]
+    )
+    cf = CloudFiles(_join(cloudpath, mesh_dir))
+    cf.put_jsons(
+        ((shard_labels_filename(shard), sorted(int(x) for x in group)) for shard, group in groups.items()),
+        compress="gzip",
+        cache_control="no-cache",
+        total=len(groups),
+    )
+    return sorted(groups)
+
+
+def _check_frags_complete(vol: CloudVolume, frag_root: str, mesh_dir: str, info: dict) -> None:
+    names = [
+        meshes.frags_filename_from_spatial(n, info["spatial_index"]["resolution"])
+        for n in meshes.expected_spatial_names(vol.meta.bounds(int(info["mip"])), info)
+    ]
+    found = CloudFiles(_join(frag_root, mesh_dir)).exists(names)
+    missing = [n for n in names if not found[n]]
+    if missing:
+        example = ", ".join(n[: -len(".frags")] for n in missing[:5])
+        raise InvalidParameterError(
+            f"sharded forge is incomplete: {len(missing)} of {len(names)} task boxes have no .frags under "
+            f"{_join(frag_root, mesh_dir)} (e.g. {example}): forge with --sharded (and the same --frag-path)"
+        )
+
+
+def _check_spatial_db(spatial_index_db: Optional[str]) -> None:
+    if not spatial_index_db:
+        return
+    from cloudvolume.datasource.precomputed.spatial_index import connect
+
+    try:
+        conn = connect(spatial_index_db)
+    except ImportError as err:
+        raise InvalidParameterError(
+            f"spatial_index_db {spatial_index_db} needs a driver that is not installed ({err}); "
+            f"for mysql:// run pip install 'igneous[mysql]'"
+        ) from None
+    except Exception as err:
+        raise InvalidParameterError(f"cannot open spatial_index_db {spatial_index_db}: {err}") from None
+    try:
+        cur = conn.cursor()
+        cur.execute("select count(*) from file_lookup")
+        cur.fetchall()
+    except Exception:
+        raise InvalidParameterError(
+            f"spatial_index_db {spatial_index_db} has no file_lookup table: run `igneous mesh spatial-index db` first"
+        ) from None
+    finally:
+        conn.close()
+
+
+def _all_labels(cloudpath: str, spatial_index_db: Optional[str], info: dict) -> np.ndarray:
+    from cloudvolume.exceptions import SpatialIndexGapError
+
+    vol = CloudVolume(cloudpath, spatial_index_db=spatial_index_db, progress=False, cdn_cache=False)
+    index = vol.mesh.spatial_index
+    mip = int(info["mip"])
+    bounds = vol.meta.bounds(mip) * np.asarray(vol.meta.resolution(mip))
+    try:
+        labels = index.query(bounds)
+    except SpatialIndexGapError as err:
+        raise InvalidParameterError(f"the spatial index has a gap: {err}") from None
+    return np.asarray(sorted(int(x) for x in labels), dtype=np.uint64)
+
+
+def create_sharded_multires_mesh_tasks(
+    cloudpath: str,
+    shard_index_bytes: int = 2**13,
+    minishard_index_bytes: int = 2**15,
+    min_shards: int = 1,
+    num_lod: int = 0,
+    draco_compression_level: int = 7,
+    vertex_quantization_bits: int = 16,
+    minishard_index_encoding: str = "gzip",
+    mesh_dir: Optional[str] = None,
+    spatial_index_db: Optional[str] = None,
+    frag_path: Optional[str] = None,
+    cache: bool = False,
+    min_chunk_size: Sequence[int] = (256, 256, 256),
+    max_labels_per_shard: Optional[int] = None,
+    progress: bool = True,
+) -> list:
+    """Plan the sharded multires merge of a sharded forge (``.frags`` + ``.spatial``).
+
+    Labels come from the spatial index (``spatial_index_db`` from `mesh spatial-index db`,
+    else the ``.spatial`` files); shard bits from ``compute_shard_params_for_hashed`` with
+    ``min_shards`` raised so that no shard has more than ``max_labels_per_shard`` labels on
+    average. A task holds its whole shard in memory (about twice its size), so
+    ``max_labels_per_shard`` is the memory knob. Writes the mesh info and ``{shard}.labels``.
+
+    Returns:
+        A list of ``MultiResShardedMeshMergeTask`` partials, one per shard with labels.
+
+    Raises:
+        InvalidParameterError: before anything is written, for bad parameters, an unfinished
+            forge, an unusable database, or a forge that found no labels.
+    """
+    num_lod = _int_at_least(num_lod, "num_lod", 0)
+    vqb = _check_vqb(vertex_quantization_bits)
+    level = _check_level(draco_compression_level)
+    minishard_index_encoding = _check_encoding(minishard_index_encoding)
+    min_chunk_size = as_triple(min_chunk_size, "min_chunk_size")
+    _int_at_least(shard_index_bytes, "shard_index_bytes", 16)
+    _int_at_least(minishard_index_bytes, "minishard_index_bytes", 24)
+    vol, mesh_dir, info = _forged(cloudpath, mesh_dir)
+    if "spatial_index" not in info:
+        raise InvalidParameterError(
+            f"{cloudpath}/{mesh_dir} has no spatial index: the sharded merge needs a forge with --spatial-index"
+        )
+    _check_frags_complete(vol, frag_path or cloudpath, mesh_dir, info)
+    _check_spatial_db(spatial_index_db)
+    labels = _all_labels(cloudpath, spatial_index_db, info)
+    if len(labels) == 0:
+        raise InvalidParameterError(f"the forge of {cloudpath}/{mesh_dir} found no labels: nothing to merge")
+    spec = _shard_spec(
+        len(labels),
+        shard_index_bytes,
+        minishard_index_bytes,
+        min_shards,
+        max_labels_per_shard,
+        minishard_index_encoding,
+    )
+    new_info = multires_info(info, vol.meta.resolution(int(info["mip"])), vqb)
+    new_info["sharding"] = spec
+    meshes.write_mesh_info(cloudpath, mesh_dir, new_info)
+    shards = _write_shard_labels(cloudpath, mesh_dir, labels, spec)
+    kwargs = task_kwargs(
+        draco_compression_level=level,
+        mesh_dir=mesh_dir,
+        frag_path=frag_path,
+        cache=bool(cache),
+        num_lod=num_lod,
+        spatial_index_db=spatial_index_db,
+        min_chunk_size=min_chunk_size,
+    )
+    record_provenance(
+        cloudpath,
+        "MultiResShardedMeshMergeTask",
+        dict(kwargs, vertex_quantization_bits=vqb, sharding=spec, num_labels=len(labels)),
+    )
+    return [functools.partial(MultiResShardedMeshMergeTask, cloudpath, shard, **kwargs) for shard in shards]
+
+
+def _unsharded_labels(src: str, mesh_dir: str, info: dict) -> np.ndarray:
+    """Labels with a finished unsharded mesh: ``segid.index`` (multires) or ``segid:0`` (legacy)."""
+    cf = CloudFiles(_join(src, mesh_dir))
+    multires = info.get("@type") == meshes.MULTILOD_MESH_TYPE
+    labels = set()
+    for name in cf.list(flat=True):
+        name = meshes.strip_compression_extension(name)
+        if multires and name.endswith(".index") and name[: -len(".index")].isdigit():
+            labels.add(int(name[: -len(".index")]))
+        elif not multires and name.endswith(":0") and name[:-2].isdigit():
+            labels.add(int(name[:-2]))
+    return np.asarray(sorted(labels), dtype=np.uint64)
+
+
+def create_sharded_multires_mesh_from_unsharded_tasks(
+    src: str,
+    dest: str,
+    shard_index_bytes: int = 2**13,
+    minishard_index_bytes: int = 2**15,
+    min_shards: int = 1,
+    num_lod: int = 0,
+    draco_compression_level: int = 1,
+    vertex_quantization_bits: int = 16,
+    minishard_index_encoding: str = "gzip",
+    mesh_dir: Optional[str] = None,
+    mip: Optional[int] = None,
+    min_chunk_size: Sequence[int] = (256, 256, 256),
+    max_labels_per_shard: Optional[int] = None,
+) -> list:
+    """Plan sharded multires meshes in ``dest`` from finished unsharded meshes of ``src``.
+
+    A multires source is repacked without re-encoding (its vertex quantization bits are
+    kept); a legacy source (``segid:0`` manifests, e.g. after `mesh merge --nlod 0`) is fused
+    and encoded with ``num_lod`` extra levels. ``dest`` gets a layer info copied from ``src``
+    when it has none, and ``mip`` is needed when the source mesh info does not say it.
+
+    Returns:
+        A list of ``MultiResShardedFromUnshardedMeshMergeTask`` partials, one per shard.
+    """
+    from igneous.task_creation.mesh import require_mesh_info
+
+    num_lod = _int_at_least(num_lod, "num_lod", 0)
+    vqb = _check_vqb(vertex_quantization_bits)
+    level = _check_level(draco_compression_level)
+    minishard_index_encoding = _check_encoding(minishard_index_encoding)
+    min_chunk_size = as_triple(min_chunk_size, "min_chunk_size")
+    vol, src_dir, info = require_mesh_info(src, mesh_dir)
+    if "sharding" in info:
+        raise InvalidParameterError(f"{src}/{src_dir} is already sharded")
+    if "mip" not in info:
+        if mip is None:
+            raise InvalidParameterError(
+                f"{src}/{src_dir}/info has no 'mip': pass --mip (the mip the meshes were made at)"
+            )
+        info = dict(info, mip=_int_at_least(mip, "mip", 0))
+    if int(info["mip"]) >= len(vol.info["scales"]):
+        raise InvalidParameterError(f"mip must be in [0, {len(vol.info['scales']) - 1}]; got {info['mip']}")
+    multires = info.get("@type") == meshes.MULTILOD_MESH_TYPE
+    if multires:
+        vqb = int(info["vertex_quantization_bits"])  # repacked as is
+    labels = _unsharded_labels(src, src_dir, info)
+    if len(labels) == 0:
+        kind = "{segid}.index" if multires else "{segid}:0 manifests (run `igneous mesh merge` first)"
+        raise InvalidParameterError(f"{src}/{src_dir} has no finished meshes: no {kind}")
+    spec = _shard_spec(
+        len(labels),
+        shard_index_bytes,
+        minishard_index_bytes,
+        min_shards,
+        max_labels_per_shard,
+        minishard_index_encoding,
+    )
+
+    dest_cf = CloudFiles(dest)
+    dest_info = dest_cf.get_json("info")
+    dest_dir = src_dir
+    if dest_info is not None and dest_info.get("mesh") not in (None, dest_dir):
+        raise InvalidParameterError(
+            f"{dest} keeps meshes in {dest_info['mesh']!r} but the source's are in {dest_dir!r}: "
+            f"pick another dest or set its info 'mesh' to {dest_dir!r}"
+        )
+    if dest_info is None or "mesh" not in dest_info:
+        dest_info = dict(vol.info) if dest_info is None else dest_info
+        dest_info["mesh"] = dest_dir
+        dest_cf.put_json("info", dest_info, cache_control="no-cache")
+    new_info = multires_info(info, vol.meta.resolution(int(info["mip"])), vqb)
+    new_info["sharding"] = spec
+    meshes.write_mesh_info(dest, dest_dir, new_info)
+    shards = _write_shard_labels(dest, dest_dir, labels, spec)
+    kwargs = task_kwargs(
+        draco_compression_level=level, mesh_dir=dest_dir, num_lod=num_lod, min_chunk_size=min_chunk_size
+    )
+    record_provenance(
+        dest,
+        "MultiResShardedFromUnshardedMeshMergeTask",
+        dict(kwargs, src=src, vertex_quantization_bits=vqb, sharding=spec, num_labels=len(labels)),
+        sources=[src],
+    )
+    return [
+        functools.partial(MultiResShardedFromUnshardedMeshMergeTask, src, dest, shard, **kwargs) for shard in shards
+    ]

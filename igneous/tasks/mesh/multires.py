@@ -1,0 +1,427 @@
+"""Multi-resolution mesh merges (wire module ``igneous.tasks.mesh.multires``, SPEC §3.4).
+
+Each task turns forged fragments into finished Neuroglancer ``neuroglancer_multilod_draco``
+meshes and then **re-reads what it wrote**: a label that was forged but has no finished mesh
+raises ``IncompleteMeshError`` naming the label and the missing input, never a silent success.
+
+* ``MultiResUnshardedMeshMergeTask``: legacy fragments ``{segid}:0:{bbox}`` under a name prefix
+  → ``{segid}`` (Draco fragments) + ``{segid}.index`` (manifest).
+* ``MultiResShardedMeshMergeTask``: the labels of one shard (``{shard}.labels``), located in the
+  forge's ``.frags`` MapBuffers through the spatial index (files or SQL), → ``{shard}.shard``.
+* ``MultiResShardedFromUnshardedMeshMergeTask``: finished unsharded meshes (legacy manifests or
+  multires ``.index``) of another layer → one shard; multires sources are repacked unchanged.
+
+The geometry lives in ``igneous.ops.multires``; format names in ``igneous.meshes``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+from collections import defaultdict
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+from cloudfiles import CloudFiles
+from cloudvolume import CloudVolume
+from cloudvolume.datasource.precomputed.sharding import ShardingSpecification, synthesize_shard_file
+from tqdm import tqdm
+
+from igneous import meshes
+from igneous.errors import IncompleteMeshError
+from igneous.ops import multires as mr
+from igneous.ops.mesh import decode_fragment, fuse
+from igneous.tasks.registry import queueable
+
+__all__ = [
+    "MultiResUnshardedMeshMergeTask",
+    "MultiResShardedMeshMergeTask",
+    "MultiResShardedFromUnshardedMeshMergeTask",
+    "process_mesh",
+    "generate_lods",
+    "cmp_zorder",
+    "labels_for_shard",
+    "locations_for_labels",
+    "collect_mesh_fragments",
+    "create_mesh_shard",
+    "get_mesh_filenames_subset",
+    "verify_shard",
+    "shard_labels_filename",
+]
+
+log = logging.getLogger(__name__)
+
+WIRE = "igneous.tasks.mesh.multires"
+# A .frags file up to this size is read whole (one request); larger ones are range-read.
+WHOLE_FRAGS_BYTES = 32 * 2**20
+
+
+def _join(root: str, *parts: str) -> str:
+    return "/".join([root.rstrip("/"), *(p.strip("/") for p in parts)])
+
+
+# -- format helpers ------------------------------------------------------------------------------
+
+
+def shard_labels_filename(shard_no: str) -> str:
+    """The planner's list of a shard's labels (SPEC §4.2: gzip JSON)."""
+    return f"{shard_no}.labels"
+
+
+def _mesh_context(cloudpath: str, mesh_dir: Optional[str]) -> Tuple[str, dict, np.ndarray]:
+    """``(mesh_dir, multires mesh info, resolution of the mesh mip)`` of a layer."""
+    layer_info = CloudFiles(cloudpath).get_json("info")
+    if layer_info is None:
+        raise IncompleteMeshError(f"no layer info at {cloudpath}")
+    mesh_dir = meshes.resolve_mesh_dir(layer_info, mesh_dir)
+    info = meshes.read_mesh_info(cloudpath, mesh_dir) if mesh_dir else None
+    if info is None or info.get("@type") != meshes.MULTILOD_MESH_TYPE:
+        raise IncompleteMeshError(
+            f"{cloudpath}/{mesh_dir}/info is not a multires mesh info: run the merge planner, which configures it"
+        )
+    mip = int(info.get("mip", 0))
+    resolution = np.asarray(layer_info["scales"][mip]["resolution"], dtype=np.float64)
+    return mesh_dir, info, resolution
+
+
+def _model_mesh(fragments: Iterable[Tuple[np.ndarray, np.ndarray]], resolution: np.ndarray):
+    """Fuse nm fragments into one mesh in model units (voxels of the mesh mip)."""
+    vertices, faces = fuse(fragments)
+    return vertices.astype(np.float64) / resolution, faces
+
+
+def _encode(label_mesh, info: dict, num_lod: int, min_chunk_size, level: int) -> Tuple[bytes, bytes]:
+    vertices, faces = label_mesh
+    return mr.encode_label(vertices, faces, min_chunk_size, num_lod, int(info["vertex_quantization_bits"]), int(level))
+
+
+def _shown(labels: Sequence[int], n: int = 5) -> str:
+    labels = sorted(int(x) for x in labels)
+    return ", ".join(str(x) for x in labels[:n]) + (f" and {len(labels) - n} more" if len(labels) > n else "")
+
+
+# -- unsharded ------------------------------------------------------------------------------------
+
+
+@queueable(WIRE)
+def MultiResUnshardedMeshMergeTask(
+    cloudpath: str,
+    prefix: str,
+    cache_control=False,
+    draco_compression_level: int = 1,
+    mesh_dir: Optional[str] = None,
+    num_lod: int = 1,
+    min_chunk_size=(512, 512, 512),
+    progress: bool = False,
+) -> None:
+    """Merge the legacy fragments of every label under ``prefix`` into multires meshes.
+
+    Writes ``{segid}`` (fragment data) before ``{segid}.index`` so a reader never sees a
+    manifest without its data, then re-reads every manifest and checks its sizes.
+    """
+    mesh_dir, info, resolution = _mesh_context(cloudpath, mesh_dir)
+    cf = CloudFiles(_join(cloudpath, mesh_dir))
+    by_label = get_mesh_filenames_subset(cloudpath, mesh_dir, prefix)
+    cache_control = "no-cache" if not cache_control else cache_control
+    written: Dict[int, int] = {}
+    for label in tqdm(sorted(by_label), disable=not progress, desc="Merge"):
+        names = by_label[label]
+        contents = {r["path"]: r["content"] for r in cf.get(names)}
+        missing = [n for n in names if contents.get(n) is None]
+        if missing:
+            raise IncompleteMeshError(f"label {label}: fragment {missing[0]} was listed but cannot be read")
+        mesh = _model_mesh((decode_fragment(contents[n]) for n in names), resolution)
+        data, manifest = _encode(mesh, info, num_lod, min_chunk_size, draco_compression_level)
+        cf.put(str(label), data, compress=None, cache_control=cache_control, content_type="application/octet-stream")
+        cf.put(
+            f"{label}.index",
+            manifest,
+            compress=None,
+            cache_control=cache_control,
+            content_type="application/octet-stream",
+        )
+        written[label] = len(data)
+    _verify_unsharded(cf, written)
+
+
+def _verify_unsharded(cf: CloudFiles, written: Dict[int, int]) -> None:
+    if not written:
+        return
+    labels = sorted(written)
+    manifests = {r["path"]: r["content"] for r in cf.get([f"{x}.index" for x in labels])}
+    sizes = cf.size([str(x) for x in labels])
+    for label in labels:
+        raw = manifests.get(f"{label}.index")
+        if raw is None:
+            raise IncompleteMeshError(f"label {label}: fragments were listed but {label}.index was not written")
+        try:
+            manifest = mr.Manifest.from_bytes(raw)
+        except ValueError as err:
+            raise IncompleteMeshError(f"label {label}: {label}.index does not parse ({err})") from None
+        size = sizes.get(str(label))
+        if size is None or manifest.data_size != size or size != written[label]:
+            raise IncompleteMeshError(
+                f"label {label}: {label}.index describes {manifest.data_size} bytes of fragments "
+                f"but the data file {label} has {size}"
+            )
+
+
+def get_mesh_filenames_subset(cloudpath: str, mesh_dir: str, prefix: str) -> Dict[int, List[str]]:
+    """``{segid: [fragment names]}`` of the LOD 0 legacy fragments whose names start with ``prefix``."""
+    cf = CloudFiles(_join(cloudpath, mesh_dir))
+    by_label: Dict[int, List[str]] = defaultdict(list)
+    for name in cf.list(prefix=prefix, flat=True):
+        name = meshes.strip_compression_extension(name)
+        parsed = meshes.parse_fragment_name(name)
+        if parsed is not None and parsed[1] == 0:
+            by_label[parsed[0]].append(name)
+    return {k: sorted(v) for k, v in by_label.items()}
+
+
+# -- sharded from forge ---------------------------------------------------------------------------
+
+
+@queueable(WIRE)
+def MultiResShardedMeshMergeTask(
+    cloudpath: str,
+    shard_no: str,
+    draco_compression_level: int = 1,
+    mesh_dir: Optional[str] = None,
+    frag_path: Optional[str] = None,
+    cache: bool = False,
+    num_lod: int = 1,
+    spatial_index_db: Optional[str] = None,
+    min_chunk_size=(128, 128, 128),
+    progress: bool = False,
+) -> None:
+    """Build shard ``shard_no`` from the sharded forge's ``.frags`` files.
+
+    Memory: every payload of the shard at once (about twice the shard); the planner's
+    ``max_labels_per_shard`` bounds it.
+    """
+    mesh_dir, info, resolution = _mesh_context(cloudpath, mesh_dir)
+    spec = _spec(info)
+    labels = labels_for_shard(cloudpath, shard_no, mesh_dir=mesh_dir)
+    _check_shard_membership(spec, labels, shard_no)
+    vol = CloudVolume(cloudpath, spatial_index_db=spatial_index_db, progress=False, cache=cache, cdn_cache=False)
+    locations = locations_for_labels(vol, labels)
+    fragments = collect_mesh_fragments(_join(frag_path or cloudpath, mesh_dir), locations, info)
+    payloads, offsets = {}, {}
+    for label in tqdm(labels, disable=not progress, desc="Merge"):
+        mesh = _model_mesh(fragments.pop(label), resolution)
+        data, manifest = _encode(mesh, info, num_lod, min_chunk_size, draco_compression_level)
+        payloads[label] = data + manifest
+        offsets[label] = len(manifest)
+    create_mesh_shard(cloudpath, mesh_dir, spec, shard_no, payloads, offsets)
+
+
+def _spec(info: dict) -> ShardingSpecification:
+    if "sharding" not in info:
+        raise IncompleteMeshError("the mesh info has no sharding: run the sharded merge planner, which configures it")
+    return ShardingSpecification.from_dict(info["sharding"])
+
+
+def _check_shard_membership(spec: ShardingSpecification, labels: Sequence[int], shard_no: str) -> None:
+    wrong = [x for x in labels if spec.compute_shard_location(x).shard_number != shard_no]
+    if wrong:
+        raise ValueError(f"labels {_shown(wrong)} do not belong to shard {shard_no}; one task writes exactly one shard")
+
+
+def labels_for_shard(
+    cloudpath: str, shard_no: str, progress: bool = False, mesh_dir: Optional[str] = None
+) -> List[int]:
+    """The labels the planner assigned to ``shard_no`` (``{shard_no}.labels``)."""
+    if mesh_dir is None:
+        mesh_dir = meshes.resolve_mesh_dir(CloudFiles(cloudpath).get_json("info") or {}, None)
+    labels = CloudFiles(_join(cloudpath, mesh_dir)).get_json(shard_labels_filename(shard_no))
+    if labels is None:
+        raise IncompleteMeshError(
+            f"shard {shard_no}: {mesh_dir}/{shard_labels_filename(shard_no)} is missing; "
+            f"rerun create_sharded_multires_mesh_tasks"
+        )
+    return sorted(int(x) for x in labels)
+
+
+def locations_for_labels(cv: CloudVolume, labels: Sequence[int]) -> Dict[int, List[str]]:
+    """``{label: [.spatial basenames]}`` through CloudVolume's spatial index (SQL when configured)."""
+    index = cv.mesh.spatial_index
+    if index is None:
+        raise IncompleteMeshError("the mesh info has no spatial_index: the sharded merge cannot locate fragments")
+    found = index.file_locations_per_label(labels)
+    missing = [x for x in labels if not found.get(int(x))]
+    if missing:
+        raise IncompleteMeshError(f"labels {_shown(missing)} are not in the spatial index: no forged fragments found")
+    return {int(x): sorted(found[int(x)]) for x in labels}
+
+
+def collect_mesh_fragments(frags_root: str, locations: Dict[int, List[str]], info: dict) -> Dict[int, list]:
+    """``{label: [(vertices nm, faces), …]}`` read from the ``.frags`` named by the index.
+
+    A missing ``.frags`` or a label absent from one is an ``IncompleteMeshError`` naming both.
+    """
+    from mapbuffer import MapBuffer
+
+    resolution_json = info["spatial_index"]["resolution"]
+    by_file: Dict[str, List[int]] = defaultdict(list)
+    for label, spatials in locations.items():
+        for name in spatials:
+            by_file[meshes.frags_filename_from_spatial(name, resolution_json)].append(label)
+    cf = CloudFiles(frags_root)
+    sizes = cf.size(list(by_file))
+    out: Dict[int, list] = defaultdict(list)
+    for fname in sorted(by_file):
+        size = sizes.get(fname)
+        if size is None:
+            raise IncompleteMeshError(
+                f"label {by_file[fname][0]}: {frags_root}/{fname} is missing (rerun the forge task of that box)"
+            )
+        buffer = cf.get(fname) if size <= WHOLE_FRAGS_BYTES else meshes.RangeBuffer(frags_root, fname, size)
+        mbuf = MapBuffer(buffer)
+        for label in by_file[fname]:
+            entry = mbuf.get(meshes.intmap_key(label))
+            if entry is None:
+                raise IncompleteMeshError(f"label {label}: not found in {fname}, which the spatial index names for it")
+            out[label].append(decode_fragment(entry))
+    return out
+
+
+def create_mesh_shard(
+    cloudpath: str, mesh_dir: str, spec: ShardingSpecification, shard_no: str, payloads: dict, offsets: dict
+) -> bytes:
+    """Write ``{shard_no}.shard`` (payload = fragments ‖ manifest, index → manifest) and verify it."""
+    if spec.data_encoding != "raw":
+        raise ValueError("multires mesh shards need data_encoding 'raw' (the manifest offsets address raw bytes)")
+    expected = sorted(payloads)
+    shard = synthesize_shard_file(spec, payloads, data_offset=offsets)
+    cf = CloudFiles(_join(cloudpath, mesh_dir))
+    cf.put(f"{shard_no}.shard", shard, compress=None, content_type="application/octet-stream", cache_control="no-cache")
+    verify_shard(cf.get(f"{shard_no}.shard"), spec, expected, shard_no)
+    return shard
+
+
+def verify_shard(shard: Optional[bytes], spec: ShardingSpecification, labels: Sequence[int], shard_no: str) -> None:
+    """Decode a written multires shard: exactly ``labels``, each manifest parses and its
+    fragments lie just before it inside the file."""
+    if shard is None:
+        raise IncompleteMeshError(f"shard {shard_no}: {shard_no}.shard was not written")
+    n = 2**spec.minishard_bits
+    index_len = 16 * n
+    fixed = np.frombuffer(shard, dtype="<u8", count=2 * n).reshape(n, 2)
+    found = {}
+    for start, end in fixed.tolist():
+        if start == end:
+            continue
+        raw = shard[index_len + start : index_len + end]
+        if spec.minishard_index_encoding != "raw":
+            raw = gzip.decompress(raw)
+        msi = np.frombuffer(raw, dtype="<u8").reshape(3, -1)
+        # offsets count from the end of the previous entry of this minishard (the first one
+        # from the end of the fixed index)
+        pos = 0
+        for key, delta, size in zip(np.cumsum(msi[0]).tolist(), msi[1].tolist(), msi[2].tolist()):
+            found[int(key)] = (pos + int(delta), int(size))
+            pos += int(delta) + int(size)
+    missing = sorted(set(int(x) for x in labels) - set(found))
+    extra = sorted(set(found) - set(int(x) for x in labels))
+    if missing or extra:
+        raise IncompleteMeshError(
+            f"shard {shard_no}: written shard lacks labels [{_shown(missing)}] / has unexpected [{_shown(extra)}]"
+        )
+    for label, (offset, size) in found.items():
+        start = index_len + offset
+        try:
+            manifest = mr.Manifest.from_bytes(shard[start : start + size])
+        except ValueError as err:
+            raise IncompleteMeshError(f"shard {shard_no}: label {label}'s manifest does not parse ({err})") from None
+        if start + size > len(shard) or start - manifest.data_size < index_len:
+            raise IncompleteMeshError(f"shard {shard_no}: label {label}'s fragments lie outside the shard data")
+
+
+# -- sharded from finished unsharded meshes ------------------------------------------------------
+
+
+@queueable(WIRE)
+def MultiResShardedFromUnshardedMeshMergeTask(
+    src: str,
+    dest: str,
+    shard_no: str,
+    cache_control=False,
+    draco_compression_level: int = 1,
+    mesh_dir: Optional[str] = None,
+    num_lod: int = 1,
+    progress: bool = False,
+    min_chunk_size=(512, 512, 512),
+) -> None:
+    """One dest shard from finished unsharded meshes of ``src``.
+
+    A multires source is repacked byte for byte (``{segid}`` ‖ ``{segid}.index``); a legacy
+    source's manifest fragments are fused and encoded.
+    """
+    dest_dir, info, resolution = _mesh_context(dest, mesh_dir)
+    spec = _spec(info)
+    labels = labels_for_shard(dest, shard_no, mesh_dir=dest_dir)
+    _check_shard_membership(spec, labels, shard_no)
+    src_dir = dest_dir  # the planner keeps the source's mesh directory name
+    src_info = meshes.read_mesh_info(src, src_dir) or {}
+    scf = CloudFiles(_join(src, src_dir))
+    payloads, offsets = {}, {}
+    if src_info.get("@type") == meshes.MULTILOD_MESH_TYPE:
+        names = [n for x in labels for n in (str(x), f"{x}.index")]
+        got = {r["path"]: r["content"] for r in scf.get(names)}
+        for label in labels:
+            data, manifest = got.get(str(label)), got.get(f"{label}.index")
+            if data is None or manifest is None:
+                which = f"{label}.index" if manifest is None else str(label)
+                raise IncompleteMeshError(f"label {label}: {src_dir}/{which} is missing in {src}")
+            payloads[label] = data + manifest
+            offsets[label] = len(manifest)
+    else:
+        for label in tqdm(labels, disable=not progress, desc="Merge"):
+            frag_names = _legacy_manifest(scf, label, src_dir)
+            contents = {r["path"]: r["content"] for r in scf.get(frag_names)}
+            missing = [n for n in frag_names if contents.get(n) is None]
+            if missing:
+                raise IncompleteMeshError(f"label {label}: fragment {src_dir}/{missing[0]} is missing in {src}")
+            mesh = _model_mesh((decode_fragment(contents[n]) for n in frag_names), resolution)
+            data, manifest = _encode(mesh, info, num_lod, min_chunk_size, draco_compression_level)
+            payloads[label] = data + manifest
+            offsets[label] = len(manifest)
+    create_mesh_shard(dest, dest_dir, spec, shard_no, payloads, offsets)
+
+
+def _legacy_manifest(cf: CloudFiles, label: int, mesh_dir: str) -> List[str]:
+    manifest = cf.get_json(meshes.manifest_filename(label, 0))
+    if manifest is None or "fragments" not in manifest:
+        raise IncompleteMeshError(f"label {label}: legacy manifest {mesh_dir}/{label}:0 is missing")
+    return [str(n) for n in manifest["fragments"]]
+
+
+# -- SPEC helper names (thin aliases over igneous.ops.multires) -----------------------------------
+
+
+def process_mesh(cv, label, mesh, num_lod, min_chunk_size=(512, 512, 512), draco_compression_level=7):
+    """``(manifest bytes, fragment data)`` of a mesh in nm for the layer ``cv``'s mesh mip."""
+    info = cv.mesh.meta.info
+    res = np.asarray(cv.meta.resolution(int(info.get("mip", 0))), dtype=np.float64)
+    data, manifest = mr.encode_label(
+        np.asarray(mesh.vertices, np.float64) / res,
+        mesh.faces,
+        min_chunk_size,
+        num_lod,
+        int(info.get("vertex_quantization_bits", 16)),
+        draco_compression_level,
+    )
+    return manifest, data
+
+
+def generate_lods(label, mesh, mesh_shape=None, min_chunk_size=(512, 512, 512), num_lods=1, **_ignored):
+    """Per-LOD ``{cell: (vertices, faces)}`` of a mesh in model units (see ``ops.multires.build_lods``)."""
+    vertices, faces = mr.weld(mesh.vertices, mesh.faces)
+    grid = mr.label_grid(vertices, min_chunk_size, max(0, int(num_lods) - 1))
+    return mr.build_lods(vertices, faces, grid)
+
+
+def cmp_zorder(lhs, rhs) -> int:
+    """Compare two grid positions in Z-order (x in bit 0), as ``functools.cmp_to_key`` wants."""
+    a, b = mr.morton_codes(np.asarray([lhs, rhs]))
+    return -1 if a < b else (1 if a > b else 0)
