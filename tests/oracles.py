@@ -49,8 +49,10 @@ def mesh_weld(v, f):
     f = np.asarray(f, dtype=np.int64).reshape(-1, 3)
     if len(v) == 0:
         return v, f
-    uv, inv = np.unique(v, axis=0, return_inverse=True)
-    f = inv.reshape(-1)[f]
+    v = np.ascontiguousarray(v)
+    rows = v.view(np.dtype((np.void, 12))).reshape(-1)  # one sortable key per row: fast unique
+    _, first, inv = np.unique(rows, return_index=True, return_inverse=True)
+    uv, f = v[first], inv.reshape(-1)[f]
     return uv, f[(f[:, 0] != f[:, 1]) & (f[:, 1] != f[:, 2]) & (f[:, 0] != f[:, 2])]
 
 
@@ -65,7 +67,7 @@ def edge_use(f) -> tuple[int, int]:
     if len(f) == 0:
         return 0, 0
     e = np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), axis=1)
-    _, c = np.unique(e, axis=0, return_counts=True)
+    _, c = np.unique(e[:, 0] * (int(f.max()) + 1) + e[:, 1], return_counts=True)
     return int((c == 1).sum()), int((c > 2).sum())
 
 

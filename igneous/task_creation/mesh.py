@@ -370,3 +370,67 @@ def create_mesh_deletion_tasks(layer_path: str, magnitude: int = 3, mesh_dir: Op
         functools.partial(DeleteMeshFilesTask, layer_path, prefix, mesh_dir=mesh_dir)
         for prefix in meshes.filename_prefixes(magnitude)
     ]
+
+
+def _finished_multires_labels(cf: CloudFiles, names: Sequence[str]) -> set[int]:
+    """Labels whose ``{segid}.index`` parses and whose ``{segid}`` data has exactly the bytes it lists."""
+    from cloudvolume.datasource.precomputed.mesh.multilod import MultiLevelPrecomputedMeshManifest
+
+    present = set(names)
+    candidates = [n[: -len(".index")] for n in names if n.endswith(".index") and n[: -len(".index")] in present]
+    finished = set()
+    indices = cf.get([f"{c}.index" for c in candidates])
+    sizes = cf.size(candidates)
+    for item in indices:
+        segid = item["path"][: -len(".index")]
+        try:
+            manifest = MultiLevelPrecomputedMeshManifest.from_binary(item["content"], segment_id=int(segid))
+            total = int(sum(int(np.sum(o)) for o in manifest.fragment_offsets))
+        except Exception:  # a corrupt index is not a finished mesh
+            continue
+        if manifest.num_lods >= 1 and sizes.get(segid) == total:
+            finished.add(int(segid))
+    return finished
+
+
+def clean_mesh_intermediates(layer_path: str, mesh_dir: Optional[str] = None) -> tuple[int, str]:
+    """Delete forge intermediates that no finished mesh needs (``igneous mesh clean``).
+
+    * legacy: the fragments *are* the finished meshes; nothing is deleted (``.frags`` are
+      kept for a later ``merge-sharded``).
+    * unsharded multires: the ``segid:0:*`` fragments and ``segid:0`` manifest of every label
+      whose ``.index`` and data are complete; other labels keep theirs.
+    * sharded: ``*.labels`` and ``*.frags`` once every ``.labels`` has its ``.shard``.
+
+    ``.spatial`` and ``info`` are never deleted. Returns ``(number deleted, what was kept)``.
+    """
+    _, mesh_dir, info = require_mesh_info(layer_path, mesh_dir)
+    cf = CloudFiles(cfpaths.join(layer_path, mesh_dir))
+    names = list(cf.list())
+    if "sharding" in info:
+        labels_files = [n for n in names if n.endswith(".labels")]
+        shards = {n for n in names if n.endswith(".shard")}
+        unmerged = [n[: -len(".labels")] for n in labels_files if n[: -len(".labels")] + ".shard" not in shards]
+        if unmerged:
+            return 0, f"shards {', '.join(unmerged[:5])} are not merged yet: nothing deleted"
+        doomed = labels_files + [n for n in names if n.endswith(".frags")]
+        kept = ""
+    elif info.get("@type") == meshes.MULTILOD_MESH_TYPE:
+        finished = _finished_multires_labels(cf, names)
+        doomed, unfinished = [], set()
+        for name in names:
+            parsed = meshes.parse_fragment_name(name)
+            segid = parsed[0] if parsed else None
+            if parsed is None and ":" in name and name.split(":")[0].isdigit() and len(name.split(":")) == 2:
+                segid = int(name.split(":")[0])  # a legacy manifest segid:lod
+            if segid is None:
+                continue
+            if segid in finished:
+                doomed.append(name)
+            else:
+                unfinished.add(segid)
+        kept = f"fragments of {len(unfinished)} label(s) without a finished mesh" if unfinished else ""
+    else:
+        return 0, "legacy fragments are the finished meshes: nothing deleted"
+    cf.delete(doomed)
+    return len(doomed), kept

@@ -248,7 +248,7 @@ class MeshTask(RegisteredTask):
                 cache_control=self.cache_control,
             )
             return
-        cf = CloudFiles(self.layer_path)
+        cf = meshes.mesh_files(self.layer_path)
         compress = self.compress if self.compress not in (None, False, "none", "false") else None
         cf.puts(
             (
