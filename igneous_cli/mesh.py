@@ -196,3 +196,7 @@ def clean(src, mesh_dir):
 
 
 # Other meshing modules register their commands below (merge-sharded, spatial-index).
+
+from igneous_cli import mesh_multires  # noqa: E402
+
+mesh.add_command(mesh_multires.merge_sharded)
