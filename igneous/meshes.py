@@ -60,6 +60,7 @@ __all__ = [
     "intmap_key",
     "RangeBuffer",
     "mesh_files",
+    "mesh_path",
 ]
 
 LEGACY_MESH_TYPE = "neuroglancer_legacy_mesh"
@@ -98,6 +99,11 @@ def _plain_number(x):
     """JSON-ready number that keeps an int an int (the .spatial name precision depends on it)."""
     x = x.item() if isinstance(x, np.generic) else x
     return int(x) if isinstance(x, (int, np.integer)) else float(x)
+
+
+def mesh_path(layer_path: str, mesh_dir: str) -> str:
+    """The mesh directory as a cloudpath of its own."""
+    return f"{layer_path.rstrip('/')}/{mesh_dir.strip('/')}"
 
 
 def mesh_files(cloudpath: str) -> CloudFiles:

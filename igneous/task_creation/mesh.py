@@ -137,7 +137,7 @@ def check_forged_object_ids(vol: CloudVolume, layer_path: str, mesh_dir: str, in
     wanted = {int(x) for x in records[-1]["object_ids"]}
     mip = int(info.get("mip", 0))
     names = meshes.expected_spatial_names(vol.meta.bounds(mip), info)
-    cf = CloudFiles(cfpaths.join(layer_path, mesh_dir))
+    cf = CloudFiles(meshes.mesh_path(layer_path, mesh_dir))
     found = set()
     for content in cf.get_json(names):
         found.update(int(k) for k in (content or {}))
@@ -341,11 +341,11 @@ def create_xfer_meshes_tasks(src: str, dest: str, mesh_dir: Optional[str] = None
     meshes.write_mesh_info(dest, mesh_dir, info)
 
     hexadecimal = "sharding" in info
-    cf_src = CloudFiles(cfpaths.join(src, mesh_dir))
+    cf_src = CloudFiles(meshes.mesh_path(src, mesh_dir))
     short = meshes.short_exact_names(magnitude, hexadecimal)
     present = [name for name, ok in cf_src.exists(short).items() if ok]
     if present:  # bare short names (e.g. the multires data file "5") no prefix lists alone
-        cf_src.transfer_to(CloudFiles(cfpaths.join(dest, mesh_dir)), paths=present, progress=False)
+        cf_src.transfer_to(CloudFiles(meshes.mesh_path(dest, mesh_dir)), paths=present, progress=False)
     record_provenance(dest, "TransferMeshFilesTask", {"src": src, "mesh_dir": mesh_dir}, sources=[src])
     return [
         functools.partial(TransferMeshFilesTask, src, dest, prefix, mesh_dir=mesh_dir)
@@ -360,7 +360,7 @@ def create_mesh_deletion_tasks(layer_path: str, magnitude: int = 3, mesh_dir: Op
     if magnitude < 1:
         raise InvalidParameterError("magnitude must be an integer >= 1; got 0")
     vol, mesh_dir, info = require_mesh_info(layer_path, mesh_dir)
-    cf = CloudFiles(cfpaths.join(layer_path, mesh_dir))
+    cf = CloudFiles(meshes.mesh_path(layer_path, mesh_dir))
     cf.delete("info")
     if "sharding" in info:
         return [functools.partial(DeleteMeshFilesTask, layer_path, "", mesh_dir=mesh_dir)]
@@ -405,7 +405,7 @@ def clean_mesh_intermediates(layer_path: str, mesh_dir: Optional[str] = None) ->
     ``.spatial`` and ``info`` are never deleted. Returns ``(number deleted, what was kept)``.
     """
     _, mesh_dir, info = require_mesh_info(layer_path, mesh_dir)
-    cf = CloudFiles(cfpaths.join(layer_path, mesh_dir))
+    cf = CloudFiles(meshes.mesh_path(layer_path, mesh_dir))
     names = list(cf.list())
     if "sharding" in info:
         labels_files = [n for n in names if n.endswith(".labels")]

@@ -358,8 +358,8 @@ def MeshManifestFilesystemTask(layer_path: str, lod: int = 0, mesh_dir: Optional
 def TransferMeshFilesTask(src: str, dest: str, prefix: str, mesh_dir: Optional[str] = None) -> None:
     """Copy the mesh files starting with ``prefix`` byte for byte (compression kept)."""
     mesh_dir = _mesh_dir(src, mesh_dir)
-    cf_src = CloudFiles(cfpaths.join(src, mesh_dir))
-    cf_dest = CloudFiles(cfpaths.join(dest, mesh_dir))
+    cf_src = CloudFiles(meshes.mesh_path(src, mesh_dir))
+    cf_dest = CloudFiles(meshes.mesh_path(dest, mesh_dir))
     names = [n for n in cf_src.list(prefix=prefix) if n != "info"]
     if names:
         cf_src.transfer_to(cf_dest, paths=names, progress=False)
@@ -369,5 +369,5 @@ def TransferMeshFilesTask(src: str, dest: str, prefix: str, mesh_dir: Optional[s
 def DeleteMeshFilesTask(cloudpath: str, prefix: str, mesh_dir: Optional[str] = None) -> None:
     """Delete the mesh files starting with ``prefix``."""
     mesh_dir = _mesh_dir(cloudpath, mesh_dir)
-    cf = CloudFiles(cfpaths.join(cloudpath, mesh_dir))
+    cf = CloudFiles(meshes.mesh_path(cloudpath, mesh_dir))
     cf.delete(list(cf.list(prefix=prefix)))
