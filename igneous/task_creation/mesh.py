@@ -32,6 +32,9 @@ from igneous.volumes import open_volume
 __all__ = [
     "create_meshing_tasks",
     "create_mesh_manifest_tasks",
+    "create_unsharded_multires_mesh_tasks",
+    "create_sharded_multires_mesh_tasks",
+    "create_sharded_multires_mesh_from_unsharded_tasks",
     "create_xfer_meshes_tasks",
     "create_mesh_deletion_tasks",
 ]
@@ -434,3 +437,16 @@ def clean_mesh_intermediates(layer_path: str, mesh_dir: Optional[str] = None) ->
         return 0, "legacy fragments are the finished meshes: nothing deleted"
     cf.delete(doomed)
     return len(doomed), kept
+
+
+# SPEC §2.2 is one namespace: the multi-resolution creators (and the §2.5 helper
+# configure_multires_info) live in their own module. Imported last: that module may use
+# the helpers above.
+from igneous.task_creation.multires import (  # noqa: E402
+    configure_multires_info,
+    create_sharded_multires_mesh_from_unsharded_tasks,
+    create_sharded_multires_mesh_tasks,
+    create_unsharded_multires_mesh_tasks,
+)
+
+_reexported = (configure_multires_info,)

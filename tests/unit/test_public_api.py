@@ -27,6 +27,9 @@ TASK_CREATION = {
     # meshes (SPEC §2.2)
     "create_meshing_tasks",
     "create_mesh_manifest_tasks",
+    "create_unsharded_multires_mesh_tasks",
+    "create_sharded_multires_mesh_tasks",
+    "create_sharded_multires_mesh_from_unsharded_tasks",
     "create_xfer_meshes_tasks",
     "create_mesh_deletion_tasks",
     "create_voxel_counting_tasks",
@@ -194,3 +197,6 @@ def test_mesh_creator_signatures_match_spec():
     assert list(inspect.signature(tc.create_mesh_manifest_tasks).parameters) == ["layer_path", "magnitude", "mesh_dir"]
     assert inspect.signature(tc.create_xfer_meshes_tasks).parameters["magnitude"].default == 2
     assert inspect.signature(tc.create_mesh_deletion_tasks).parameters["magnitude"].default == 3
+    from igneous.task_creation.mesh import configure_multires_info  # SPEC §2.5: submodule only
+
+    assert "configure_multires_info" not in tc.__all__ and callable(configure_multires_info)
