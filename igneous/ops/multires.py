@@ -51,6 +51,7 @@ __all__ = [
     "encode_label",
     "decode_label",
     "check_vertex_quantization_bits",
+    "surface_deviation",
 ]
 
 Cell = Tuple[int, int, int]
@@ -259,8 +260,81 @@ def simplify_pinned_border(vertices: np.ndarray, faces: np.ndarray, target: int)
     return weld(out.vertices[:nv], out.faces[keep])
 
 
-def build_lods(vertices: np.ndarray, faces: np.ndarray, grid: Grid) -> List[Dict[Cell, Piece]]:
-    """Pieces per LOD: LOD 0 cut by centroid, LOD k+1 per parent from its LOD k children."""
+def _closest_point_distance(points: np.ndarray, tri: np.ndarray) -> np.ndarray:
+    """Distance from each point to its own triangle ``tri[i]`` (Ericson, Real-Time Collision
+    Detection §5.1.5), vectorized."""
+    a, b, c = tri[:, 0], tri[:, 1], tri[:, 2]
+    ab, ac, ap = b - a, c - a, points - a
+    d1, d2 = np.einsum("ij,ij->i", ab, ap), np.einsum("ij,ij->i", ac, ap)
+    bp, cp = points - b, points - c
+    d3, d4 = np.einsum("ij,ij->i", ab, bp), np.einsum("ij,ij->i", ac, bp)
+    d5, d6 = np.einsum("ij,ij->i", ab, cp), np.einsum("ij,ij->i", ac, cp)
+    va, vb, vc = d3 * d6 - d5 * d4, d5 * d2 - d1 * d6, d1 * d4 - d3 * d2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        denom = va + vb + vc
+        v = np.where(denom != 0, vb / denom, 0.0)
+        w = np.where(denom != 0, vc / denom, 0.0)
+        closest = a + ab * v[:, None] + ac * w[:, None]  # interior
+        # vertex regions
+        closest = np.where(((d1 <= 0) & (d2 <= 0))[:, None], a, closest)
+        closest = np.where(((d3 >= 0) & (d4 <= d3))[:, None], b, closest)
+        closest = np.where(((d6 >= 0) & (d5 <= d6))[:, None], c, closest)
+        # edge regions
+        t = np.where(d1 - d3 != 0, d1 / (d1 - d3), 0.0)
+        closest = np.where(((vc <= 0) & (d1 >= 0) & (d3 <= 0))[:, None], a + ab * t[:, None], closest)
+        t = np.where(d2 - d6 != 0, d2 / (d2 - d6), 0.0)
+        closest = np.where(((vb <= 0) & (d2 >= 0) & (d6 <= 0))[:, None], a + ac * t[:, None], closest)
+        e = (d4 - d3) + (d5 - d6)
+        t = np.where(e != 0, (d4 - d3) / e, 0.0)
+        closest = np.where(((va <= 0) & (d4 - d3 >= 0) & (d5 - d6 >= 0))[:, None], b + (c - b) * t[:, None], closest)
+    return np.linalg.norm(points - closest, axis=1)
+
+
+def surface_deviation(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray, candidates: int = 16) -> np.ndarray:
+    """An upper bound on each point's distance to the surface ``(vertices, faces)``.
+
+    Exact distances to the ``candidates`` triangles with the nearest centroids; the minimum
+    over a subset of triangles can only overestimate, so a bound that passes is a real bound.
+    """
+    from scipy.spatial import cKDTree
+
+    points = np.asarray(points, np.float64)
+    if len(points) == 0:
+        return np.zeros(0)
+    tri = np.asarray(vertices, np.float64)[np.asarray(faces, np.int64)]
+    k = min(candidates, len(tri))
+    _, idx = cKDTree(tri.mean(axis=1)).query(points, k=k)
+    idx = idx.reshape(len(points), k)
+    best = np.full(len(points), np.inf)
+    for j in range(k):
+        best = np.minimum(best, _closest_point_distance(points, tri[idx[:, j]]))
+    return best
+
+
+def _simplify_within(v: np.ndarray, f: np.ndarray, max_error, scale: np.ndarray) -> Piece:
+    """Halve the faces of a parent piece, keeping every vertex within ``max_error`` (physical
+    units, model units × ``scale``) of the piece it was simplified from; a piece that cannot be
+    simplified that closely is kept as it is."""
+    target = min(max(4, len(f) // 2), MAX_TRIANGLES_PER_PIECE)
+    if max_error is None:
+        return simplify_pinned_border(v, f, target)
+    for _ in range(3):
+        sv, sf = simplify_pinned_border(v, f, target)
+        if len(sf) == 0 or surface_deviation(sv * scale, v * scale, f).max() <= max_error:
+            return sv, sf
+        target = (target + len(f)) // 2  # less reduction, less error
+    return v, f
+
+
+def build_lods(
+    vertices: np.ndarray, faces: np.ndarray, grid: Grid, max_error=None, scale=(1.0, 1.0, 1.0)
+) -> List[Dict[Cell, Piece]]:
+    """Pieces per LOD: LOD 0 cut by centroid, LOD k+1 per parent from its LOD k children.
+
+    With ``max_error`` (physical units; model units × ``scale``), every vertex of LOD k+1
+    lies within ``max_error`` of LOD k's surface.
+    """
+    scale = np.asarray(scale, np.float64)
     lods = [chunk_by_centroid(vertices, faces, grid, 0)]
     for _ in range(1, grid.num_lods):
         children: Dict[Cell, List[Piece]] = {}
@@ -273,8 +347,7 @@ def build_lods(vertices: np.ndarray, faces: np.ndarray, grid: Grid) -> List[Dict
                 np.concatenate([v for v, _ in kids]),
                 np.concatenate([f.astype(np.int64) + o for (_, f), o in zip(kids, offsets)]),
             )
-            target = min(max(4, len(f) // 2), MAX_TRIANGLES_PER_PIECE)
-            level[parent] = simplify_pinned_border(v, f, target) if len(f) else (v, f)
+            level[parent] = _simplify_within(v, f, max_error, scale) if len(f) else (v, f)
         lods.append(level)
     return lods
 
@@ -414,8 +487,13 @@ def encode_label(
     num_lod: int,
     vertex_quantization_bits: int = 16,
     compression_level: int = 7,
+    max_error=None,
+    resolution=(1.0, 1.0, 1.0),
 ) -> Tuple[bytes, bytes]:
     """One label's multires mesh: ``(fragment data, manifest)``.
+
+    ``max_error`` (nm, with ``resolution`` the nm per model unit) bounds how far each LOD's
+    vertices may move from the LOD it was simplified from; None does not check.
 
     ``vertices`` are in model units (voxels of the mesh mip, absolute: nm / resolution) and
     are welded here. The data file holds every fragment, LOD 0 first, each LOD in Z-order; the
@@ -433,7 +511,7 @@ def encode_label(
     if len(faces) == 0:
         return b"", _empty_manifest().to_bytes()
     lgrid = Grid((0, 0, 0), grid.chunk, grid.num_lods)
-    lods = build_lods(local, faces, lgrid)
+    lods = build_lods(local, faces, lgrid, max_error, resolution)
     # every parent of a node must exist as a node (Neuroglancer walks the octree top down)
     for lod in range(1, grid.num_lods):
         for cell in list(lods[lod - 1]):

@@ -20,6 +20,8 @@ from igneous.errors import InvalidParameterError
 from igneous.ops.multires import VERTEX_QUANTIZATION_BITS
 from igneous.task_creation.common import as_triple, compute_shard_params_for_hashed, record_provenance, task_kwargs
 from igneous.tasks.mesh.multires import (
+    DEFAULT_LOD_MAX_ERROR,
+    LOD_MAX_ERROR_KEY,
     MultiResShardedFromUnshardedMeshMergeTask,
     MultiResShardedMeshMergeTask,
     MultiResUnshardedMeshMergeTask,
@@ -82,10 +84,27 @@ def _forged(layer_path: str, mesh_dir: Optional[str]):
 # -- info -------------------------------------------------------------------------------------------
 
 
-def multires_info(info: dict, resolution: Sequence[float], vertex_quantization_bits: int) -> dict:
+def forge_max_error(vol: CloudVolume, mesh_dir: str) -> float:
+    """The forge's ``max_simplification_error`` (nm) from the layer's provenance (SPEC default 40)."""
+    for record in reversed(vol.provenance.processing):
+        method = record.get("method") if isinstance(record, dict) else None
+        if isinstance(method, dict) and method.get("task") == "MeshTask" and method.get("mesh_dir") == mesh_dir:
+            try:
+                return float(method.get("max_simplification_error", DEFAULT_LOD_MAX_ERROR))
+            except (TypeError, ValueError):
+                break
+    return DEFAULT_LOD_MAX_ERROR
+
+
+def multires_info(
+    info: dict, resolution: Sequence[float], vertex_quantization_bits: int, lod_max_error: Optional[float] = None
+) -> dict:
     """The multires mesh info for a legacy (or multires) one; keeps ``mip``, ``chunk_size``,
-    ``spatial_index``. The transform maps model units (voxels of the mesh mip) to nm."""
+    ``spatial_index``. The transform maps model units (voxels of the mesh mip) to nm.
+    ``lod_max_error`` (nm) bounds how far each LOD may move from the one it was built from."""
     rx, ry, rz = (float(r) for r in resolution)
+    if lod_max_error is None:
+        lod_max_error = info.get(LOD_MAX_ERROR_KEY, DEFAULT_LOD_MAX_ERROR)
     out = dict(info)
     out.update(
         {
@@ -93,6 +112,7 @@ def multires_info(info: dict, resolution: Sequence[float], vertex_quantization_b
             "vertex_quantization_bits": int(vertex_quantization_bits),
             "transform": [rx, 0.0, 0.0, 0.0, 0.0, ry, 0.0, 0.0, 0.0, 0.0, rz, 0.0],
             "lod_scale_multiplier": 1.0,
+            LOD_MAX_ERROR_KEY: float(lod_max_error),
         }
     )
     out.pop("sharding", None)
@@ -110,7 +130,7 @@ def configure_multires_info(cloudpath: str, vertex_quantization_bits: int, mesh_
     vol, mesh_dir, info = require_mesh_info(cloudpath, mesh_dir)
     if "mip" not in info:
         raise InvalidParameterError(f"{cloudpath}/{mesh_dir}/info has no 'mip': forge again with `igneous mesh forge`")
-    new = multires_info(info, vol.meta.resolution(int(info["mip"])), vqb)
+    new = multires_info(info, vol.meta.resolution(int(info["mip"])), vqb, forge_max_error(vol, mesh_dir))
     meshes.write_mesh_info(cloudpath, mesh_dir, new)
     return new
 
@@ -146,7 +166,11 @@ def create_unsharded_multires_mesh_tasks(
     vol, mesh_dir, info = _forged(cloudpath, mesh_dir)
     if "sharding" in info:
         raise InvalidParameterError(f"{cloudpath}/{mesh_dir} is sharded: use `igneous mesh merge-sharded`")
-    meshes.write_mesh_info(cloudpath, mesh_dir, multires_info(info, vol.meta.resolution(int(info["mip"])), vqb))
+    meshes.write_mesh_info(
+        cloudpath,
+        mesh_dir,
+        multires_info(info, vol.meta.resolution(int(info["mip"])), vqb, forge_max_error(vol, mesh_dir)),
+    )
     kwargs = task_kwargs(mesh_dir=mesh_dir, num_lod=num_lod, min_chunk_size=min_chunk_size)
     tasks = [
         functools.partial(MultiResUnshardedMeshMergeTask, cloudpath, prefix, **kwargs)
@@ -316,7 +340,7 @@ def create_sharded_multires_mesh_tasks(
         max_labels_per_shard,
         minishard_index_encoding,
     )
-    new_info = multires_info(info, vol.meta.resolution(int(info["mip"])), vqb)
+    new_info = multires_info(info, vol.meta.resolution(int(info["mip"])), vqb, forge_max_error(vol, mesh_dir))
     new_info["sharding"] = spec
     meshes.write_mesh_info(cloudpath, mesh_dir, new_info)
     shards = _write_shard_labels(cloudpath, mesh_dir, labels, spec)
@@ -422,7 +446,7 @@ def create_sharded_multires_mesh_from_unsharded_tasks(
         dest_info = dict(vol.info) if dest_info is None else dest_info
         dest_info["mesh"] = dest_dir
         dest_cf.put_json("info", dest_info, cache_control="no-cache")
-    new_info = multires_info(info, vol.meta.resolution(int(info["mip"])), vqb)
+    new_info = multires_info(info, vol.meta.resolution(int(info["mip"])), vqb, forge_max_error(vol, src_dir))
     new_info["sharding"] = spec
     meshes.write_mesh_info(dest, dest_dir, new_info)
     shards = _write_shard_labels(dest, dest_dir, labels, spec)

@@ -47,6 +47,8 @@ __all__ = [
     "get_mesh_filenames_subset",
     "verify_shard",
     "shard_labels_filename",
+    "LOD_MAX_ERROR_KEY",
+    "DEFAULT_LOD_MAX_ERROR",
 ]
 
 log = logging.getLogger(__name__)
@@ -54,10 +56,29 @@ log = logging.getLogger(__name__)
 WIRE = "igneous.tasks.mesh.multires"
 # A .frags file up to this size is read whole (one request); larger ones are range-read.
 WHOLE_FRAGS_BYTES = 32 * 2**20
+LABELS_PER_BATCH = 500
+# Our key in a multires mesh info (readers ignore it): how far (nm) a LOD's vertices may move
+# from the LOD it is simplified from. The planner copies the forge's max_simplification_error.
+LOD_MAX_ERROR_KEY = "lod_max_error"
+DEFAULT_LOD_MAX_ERROR = 40.0
 
 
 def _join(root: str, *parts: str) -> str:
     return "/".join([root.rstrip("/"), *(p.strip("/") for p in parts)])
+
+
+def _files(path: str) -> CloudFiles:
+    """CloudFiles for a directory. Local files need no threads: CloudFiles' thread pool polls
+    every 0.1 s, which would dominate a small merge task."""
+    local = path.startswith("file://")
+    return CloudFiles(path, num_threads=0 if local else 20, progress=False)
+
+
+def _get_many(cf: CloudFiles, names: Sequence[str]) -> Dict[str, Optional[bytes]]:
+    """``{name: content or None}``; one bulk request remotely, a plain loop locally."""
+    if cf.protocol == "file":
+        return {n: cf.get(n) for n in names}
+    return {r["path"]: r["content"] for r in cf.get(list(names))}
 
 
 # -- format helpers ------------------------------------------------------------------------------
@@ -92,7 +113,16 @@ def _model_mesh(fragments: Iterable[Tuple[np.ndarray, np.ndarray]], resolution: 
 
 def _encode(label_mesh, info: dict, num_lod: int, min_chunk_size, level: int) -> Tuple[bytes, bytes]:
     vertices, faces = label_mesh
-    return mr.encode_label(vertices, faces, min_chunk_size, num_lod, int(info["vertex_quantization_bits"]), int(level))
+    return mr.encode_label(
+        vertices,
+        faces,
+        min_chunk_size,
+        num_lod,
+        int(info["vertex_quantization_bits"]),
+        int(level),
+        max_error=float(info.get(LOD_MAX_ERROR_KEY, DEFAULT_LOD_MAX_ERROR)),
+        resolution=np.asarray(info["transform"], dtype=np.float64)[[0, 5, 10]],
+    )
 
 
 def _shown(labels: Sequence[int], n: int = 5) -> str:
@@ -120,27 +150,31 @@ def MultiResUnshardedMeshMergeTask(
     manifest without its data, then re-reads every manifest and checks its sizes.
     """
     mesh_dir, info, resolution = _mesh_context(cloudpath, mesh_dir)
-    cf = CloudFiles(_join(cloudpath, mesh_dir))
+    cf = _files(_join(cloudpath, mesh_dir))
     by_label = get_mesh_filenames_subset(cloudpath, mesh_dir, prefix)
     cache_control = "no-cache" if not cache_control else cache_control
+    labels = sorted(by_label)
     written: Dict[int, int] = {}
-    for label in tqdm(sorted(by_label), disable=not progress, desc="Merge"):
-        names = by_label[label]
-        contents = {r["path"]: r["content"] for r in cf.get(names)}
-        missing = [n for n in names if contents.get(n) is None]
-        if missing:
-            raise IncompleteMeshError(f"label {label}: fragment {missing[0]} was listed but cannot be read")
-        mesh = _model_mesh((decode_fragment(contents[n]) for n in names), resolution)
-        data, manifest = _encode(mesh, info, num_lod, min_chunk_size, draco_compression_level)
-        cf.put(str(label), data, compress=None, cache_control=cache_control, content_type="application/octet-stream")
-        cf.put(
-            f"{label}.index",
-            manifest,
-            compress=None,
-            cache_control=cache_control,
-            content_type="application/octet-stream",
-        )
-        written[label] = len(data)
+    with tqdm(total=len(labels), disable=not progress, desc="Merge") as pbar:
+        # one request batch per group of labels: stores answer many small requests best in bulk
+        for start in range(0, len(labels), LABELS_PER_BATCH):
+            batch = labels[start : start + LABELS_PER_BATCH]
+            names = [n for label in batch for n in by_label[label]]
+            contents = _get_many(cf, names)
+            data_files, index_files = [], []
+            for label in batch:
+                missing = [n for n in by_label[label] if contents.get(n) is None]
+                if missing:
+                    raise IncompleteMeshError(f"label {label}: fragment {missing[0]} was listed but cannot be read")
+                mesh = _model_mesh((decode_fragment(contents.pop(n)) for n in by_label[label]), resolution)
+                data, manifest = _encode(mesh, info, num_lod, min_chunk_size, draco_compression_level)
+                data_files.append((str(label), data))
+                index_files.append((f"{label}.index", manifest))
+                written[label] = len(data)
+                pbar.update(1)
+            # data before manifests: a reader never finds a manifest without its data
+            for files in (data_files, index_files):
+                cf.puts(files, compress=None, cache_control=cache_control, content_type="application/octet-stream")
     _verify_unsharded(cf, written)
 
 
@@ -148,7 +182,7 @@ def _verify_unsharded(cf: CloudFiles, written: Dict[int, int]) -> None:
     if not written:
         return
     labels = sorted(written)
-    manifests = {r["path"]: r["content"] for r in cf.get([f"{x}.index" for x in labels])}
+    manifests = _get_many(cf, [f"{x}.index" for x in labels])
     sizes = cf.size([str(x) for x in labels])
     for label in labels:
         raw = manifests.get(f"{label}.index")
@@ -168,7 +202,7 @@ def _verify_unsharded(cf: CloudFiles, written: Dict[int, int]) -> None:
 
 def get_mesh_filenames_subset(cloudpath: str, mesh_dir: str, prefix: str) -> Dict[int, List[str]]:
     """``{segid: [fragment names]}`` of the LOD 0 legacy fragments whose names start with ``prefix``."""
-    cf = CloudFiles(_join(cloudpath, mesh_dir))
+    cf = _files(_join(cloudpath, mesh_dir))
     by_label: Dict[int, List[str]] = defaultdict(list)
     for name in cf.list(prefix=prefix, flat=True):
         name = meshes.strip_compression_extension(name)
@@ -233,7 +267,7 @@ def labels_for_shard(
     """The labels the planner assigned to ``shard_no`` (``{shard_no}.labels``)."""
     if mesh_dir is None:
         mesh_dir = meshes.resolve_mesh_dir(CloudFiles(cloudpath).get_json("info") or {}, None)
-    labels = CloudFiles(_join(cloudpath, mesh_dir)).get_json(shard_labels_filename(shard_no))
+    labels = _files(_join(cloudpath, mesh_dir)).get_json(shard_labels_filename(shard_no))
     if labels is None:
         raise IncompleteMeshError(
             f"shard {shard_no}: {mesh_dir}/{shard_labels_filename(shard_no)} is missing; "
@@ -266,7 +300,7 @@ def collect_mesh_fragments(frags_root: str, locations: Dict[int, List[str]], inf
     for label, spatials in locations.items():
         for name in spatials:
             by_file[meshes.frags_filename_from_spatial(name, resolution_json)].append(label)
-    cf = CloudFiles(frags_root)
+    cf = _files(frags_root)
     sizes = cf.size(list(by_file))
     out: Dict[int, list] = defaultdict(list)
     for fname in sorted(by_file):
@@ -293,7 +327,7 @@ def create_mesh_shard(
         raise ValueError("multires mesh shards need data_encoding 'raw' (the manifest offsets address raw bytes)")
     expected = sorted(payloads)
     shard = synthesize_shard_file(spec, payloads, data_offset=offsets)
-    cf = CloudFiles(_join(cloudpath, mesh_dir))
+    cf = _files(_join(cloudpath, mesh_dir))
     cf.put(f"{shard_no}.shard", shard, compress=None, content_type="application/octet-stream", cache_control="no-cache")
     verify_shard(cf.get(f"{shard_no}.shard"), spec, expected, shard_no)
     return shard
@@ -363,11 +397,11 @@ def MultiResShardedFromUnshardedMeshMergeTask(
     _check_shard_membership(spec, labels, shard_no)
     src_dir = dest_dir  # the planner keeps the source's mesh directory name
     src_info = meshes.read_mesh_info(src, src_dir) or {}
-    scf = CloudFiles(_join(src, src_dir))
+    scf = _files(_join(src, src_dir))
     payloads, offsets = {}, {}
     if src_info.get("@type") == meshes.MULTILOD_MESH_TYPE:
         names = [n for x in labels for n in (str(x), f"{x}.index")]
-        got = {r["path"]: r["content"] for r in scf.get(names)}
+        got = _get_many(scf, names)
         for label in labels:
             data, manifest = got.get(str(label)), got.get(f"{label}.index")
             if data is None or manifest is None:
@@ -378,7 +412,7 @@ def MultiResShardedFromUnshardedMeshMergeTask(
     else:
         for label in tqdm(labels, disable=not progress, desc="Merge"):
             frag_names = _legacy_manifest(scf, label, src_dir)
-            contents = {r["path"]: r["content"] for r in scf.get(frag_names)}
+            contents = _get_many(scf, frag_names)
             missing = [n for n in frag_names if contents.get(n) is None]
             if missing:
                 raise IncompleteMeshError(f"label {label}: fragment {src_dir}/{missing[0]} is missing in {src}")
