@@ -162,3 +162,18 @@ def test_bad_input_exit_2_one_line_nothing_written(layer, tmp_path, case, args, 
     errors = [ln for ln in result.output.splitlines() if ln.startswith("Error")]
     assert len(errors) == 1 and message in errors[0], result.output
     assert tree(tmp_path) == before
+
+
+def test_merge_nlod_and_xfer_sharded_reach_the_multires_creators(layer, crop_b, tmp_path):
+    path, crop = forged(layer, crop_b)  # legacy meshes: what xfer --sharded converts
+    labels = sorted(int(x) for x in np.unique(crop) if x)
+    dest = f"file://{tmp_path / 'sharded'}"
+    result = invoke("mesh", "xfer", path, dest, "--sharded", "--nlod", "1")
+    assert result.exit_code == 0, result.output
+    result = invoke("mesh", "merge", path, "--nlod", "1", "--min-chunk-size", "16,16,16")
+    assert result.exit_code == 0, result.output
+    for where in (path, dest):
+        vol = CloudVolume(where, progress=False)
+        assert vol.mesh.meta.info["@type"] == meshes.MULTILOD_MESH_TYPE
+        got = vol.mesh.get(labels[:5], lod=0)
+        assert set(got) == set(labels[:5]) and all(len(m.faces) for m in got.values())
