@@ -39,6 +39,7 @@ __all__ = [
     "chunk_codes",
     "shard_filename",
     "Spool",
+    "spool_allowance",
     "ShardWriter",
     "put_shard",
 ]
@@ -111,6 +112,16 @@ def shard_filename(number: int, spec: dict) -> str:
 def encode_data(payload: bytes, data_encoding: str) -> bytes:
     """Apply a spec's ``data_encoding`` (raw or gzip) to one chunk."""
     return payload if data_encoding == "raw" else cf_compress(payload, "gzip")
+
+
+def spool_allowance(slab_bytes: int) -> int:
+    """Encoded bytes a shard task keeps in memory before spilling to scratch: two slabs' worth.
+
+    A function of the task's own shape, so the planner can budget it and the task needs no
+    extra argument. Spilling is slow on ordinary disks (it doubled a 3-level pyramid's wall
+    time at half a slab), so memory that the target allows is used first.
+    """
+    return 2 * int(slab_bytes)
 
 
 class Spool:

@@ -19,7 +19,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 
 from igneous.errors import InvalidParameterError
-from igneous.shards import SHARD_TYPE, grid_size, morton_bits, morton_shape
+from igneous.shards import SHARD_TYPE, grid_size, morton_bits, morton_shape, spool_allowance
 
 __all__ = [
     "create_sharded_image_info",
@@ -221,7 +221,7 @@ def shard_task_memory(slab_bytes: int, chunk_bytes: int, largest_shard: int, out
         "slab": 2 * int(slab_bytes),  # the slab being encoded and the next one being read
         "read": 2 * int(min(slab_bytes, READ_BATCH)) + int(slab_bytes),
         "encode": 2 * 2 * int(chunk_bytes),
-        "spool": int(slab_bytes) // 2,
+        "spool": spool_allowance(slab_bytes),
         "put": int(min(largest_shard, PUT_BUFFER)),
     }
     if pyramid:

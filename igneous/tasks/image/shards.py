@@ -28,6 +28,7 @@ from igneous.shards import (
     image_shard_shape_from_spec,
     put_shard,
     shard_filename,
+    spool_allowance,
 )
 from igneous.tasks.image.common import level_box, source_volume, task_box
 from igneous.tasks.image.image import UPLOAD_THREADS, read_box
@@ -174,7 +175,7 @@ def _copy_chunk_payloads(src: CloudVolume, dest: CloudVolume, mip: int, box: Bbo
     from cloudfiles.compression import decompress
 
     bpv = np.dtype(dest.dtype).itemsize * dest.num_channels
-    spool = Spool(int(box.size3().x * box.size3().y * chunk_z) * bpv // 2)
+    spool = Spool(spool_allowance(int(box.size3().x * box.size3().y * chunk_z) * bpv))
     try:
         writer = ScaleWriter(dest, mip, box, spool)
         want = writer.spec.get("data_encoding", "raw")
@@ -259,7 +260,7 @@ def ImageShardTransferTask(
         return _copy_chunk_payloads(src, dest, mip, box, chunk_z, fill_missing)
     bpv = np.dtype(dest.dtype).itemsize * dest.num_channels
     slab_bytes = int(box.size3().x * box.size3().y * chunk_z) * bpv
-    spool = Spool(slab_bytes // 2)
+    spool = Spool(spool_allowance(slab_bytes))
     try:
         writer = ScaleWriter(dest, mip, box, spool)
         with concurrent.futures.ThreadPoolExecutor(UPLOAD_THREADS) as pool:
@@ -307,7 +308,7 @@ def ImageShardDownsampleTask(
     if factor[2] == 1:
         plan_slab = int(vol.meta.chunk_size(mip + 1)[2])
     bpv = np.dtype(vol.dtype).itemsize * vol.num_channels
-    spool = Spool(int(box.size3().x * box.size3().y * plan_slab) * bpv // 2)
+    spool = Spool(spool_allowance(int(box.size3().x * box.size3().y * plan_slab) * bpv))
     try:
         writers = [ScaleWriter(vol, mip + k, level_box(vol, mip, box, factor, k), spool) for k in range(1, num_mips + 1)]
         slabs = list(_slabs(box, plan_slab))
