@@ -88,3 +88,44 @@ def test_our_messages_name_spec_keys(layer, tmp_path):
         keys.add(tuple(msg["payload"][0]))
         assert {"shape", "offset"} <= set(msg["payload"][2])
     assert keys == {("igneous.tasks.image.image", "DownsampleTask"), ("igneous.tasks.image.image", "DeleteTask")}
+
+
+def test_hand_built_shard_messages_execute(layer, tmp_path):
+    """[["igneous.tasks.image.image", "ImageShard…Task"], [], {SPEC kwargs}, -1] run on our worker."""
+    whole = random_volume((64, 64, 16), np.uint8, seed=3)
+    src = layer(whole, chunk_size=(16, 16, 8))
+    dest = f"file://{tmp_path / 'dest'}"
+    shape = list(tc.create_image_shard_transfer_tasks(src, dest, memory_target=10**9))[0].keywords["shape"]
+    qdir = tmp_path / "queue"
+    put_message(
+        qdir,
+        [
+            ["igneous.tasks.image.image", "ImageShardTransferTask"],
+            [],
+            {"src_path": src, "dst_path": dest, "shape": shape, "offset": [0, 0, 0], "mip": 0, "fill_missing": False,
+             "translate": [0, 0, 0], "agglomerate": False, "timestamp": None, "stop_layer": None,
+             "use_https_for_source": False},
+            -1,
+        ],
+    )
+    proc = igneous_subprocess("execute", "-x", f"fq://{qdir}")
+    assert proc.returncode == 0, proc.stderr
+    np.testing.assert_array_equal(read_layer(dest)[..., 0], whole)
+
+    shape = list(tc.create_image_shard_downsample_tasks(dest, num_mips=2, memory_target=10**9))[0].keywords["shape"]
+    put_message(
+        qdir,
+        [
+            ["igneous.tasks.image.image", "ImageShardDownsampleTask"],
+            [],
+            {"src_path": dest, "shape": shape, "offset": [0, 0, 0], "mip": 0, "fill_missing": False, "sparse": False,
+             "agglomerate": False, "timestamp": None, "factor": [2, 2, 1], "method": 1, "num_mips": 2,
+             "progress": False, "codec_threads": 1},
+            -1,
+        ],
+    )
+    proc = igneous_subprocess("execute", "-x", f"fq://{qdir}")
+    assert proc.returncode == 0, proc.stderr
+    want = tinybrain_pyramid(whole, (2, 2, 1), 2, "avg")
+    for k in (1, 2):
+        np.testing.assert_array_equal(read_layer(dest, mip=k)[..., 0], want[k - 1][..., 0])
