@@ -196,6 +196,9 @@ def clean(src, mesh_dir):
 
 
 # Other meshing modules register their commands below (merge-sharded, spatial-index).
+from igneous_cli import mesh_spatial  # noqa: E402
+
+mesh.add_command(mesh_spatial.spatial_index)
 
 from igneous_cli import mesh_multires  # noqa: E402
 

@@ -5,5 +5,6 @@ from igneous.tasks.image import *  # noqa: F403
 from igneous.tasks.image import __all__ as _image_all
 from igneous.tasks.mesh import *  # noqa: F403
 from igneous.tasks.mesh import __all__ as _mesh_all
+from igneous.tasks.spatial_index import SpatialIndexTask
 
-__all__ = list(_image_all) + list(_mesh_all)
+__all__ = list(_image_all) + list(_mesh_all) + ["SpatialIndexTask"]

@@ -185,3 +185,109 @@ def s3_bucket(boto):
         return name
 
     return create
+
+
+# -- MariaDB, for spatial indices exported to mysql:// (DESIGN §4) ------------------------------
+
+MARIADB_USER = "igneous"
+MARIADB_PASSWORD = "igneous-test"
+SBIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/usr/bin", "/usr/local/bin")  # mariadbd is in sbin
+
+
+def _executable(name: str) -> Optional[str]:
+    found = shutil.which(name)
+    if found:
+        return found
+    for folder in SBIN_DIRS:
+        path = os.path.join(folder, name)
+        if os.access(path, os.X_OK):
+            return path
+    return None
+
+
+def _tail(path, size: int = 2000) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()[-size:]
+    except OSError:
+        return ""
+
+
+def start_mariadb(root, timeout: float = START_TIMEOUT, attempts: int = 3):
+    """Start a throwaway ``mariadbd`` on 127.0.0.1 with its data under ``root``: ``(process, base URL)``.
+
+    The base URL is ``mysql://USER:PW@127.0.0.1:PORT`` for a user allowed to create databases
+    (CloudVolume's ``to_sql`` creates its own). Calls ``missing`` when the server or the
+    driver is absent or the server does not come up.
+    """
+    import getpass
+    import tempfile
+
+    server, install = _executable("mariadbd"), _executable("mariadb-install-db")
+    if server is None or install is None:
+        missing("mariadb-server is not installed (apt-get install mariadb-server)")
+    try:
+        import mysql.connector
+    except ImportError:
+        missing("mysql-connector-python is not installed (pip install 'igneous[mysql]')")
+
+    root = str(root)
+    # A unix socket path must stay under ~100 bytes; pytest's tmp dirs can be longer.
+    sock_dir = root if len(root) < 80 else tempfile.mkdtemp(prefix="igneous-mariadb-")
+    sock = os.path.join(sock_dir, "mysqld.sock")
+    datadir, log = os.path.join(root, "data"), os.path.join(root, "mariadbd.log")
+    user = getpass.getuser()
+    proc = subprocess.run(
+        [install, "--no-defaults", f"--datadir={datadir}", f"--user={user}",
+         "--auth-root-authentication-method=normal", "--skip-test-db"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        missing(f"mariadb-install-db failed ({proc.returncode}): {(proc.stdout + proc.stderr)[-2000:]}")
+
+    for _ in range(attempts):
+        port = free_port()
+        server_proc = subprocess.Popen(
+            [server, "--no-defaults", f"--user={user}", f"--datadir={datadir}", f"--socket={sock}",
+             f"--port={port}", "--bind-address=127.0.0.1", f"--pid-file={os.path.join(root, 'mariadbd.pid')}",
+             f"--log-error={log}", "--skip-log-bin", "--innodb-buffer-pool-size=32M",
+             "--innodb-flush-log-at-trx-commit=0"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and server_proc.poll() is None:
+            if os.path.exists(sock) and _listening(port):
+                break
+            time.sleep(0.1)
+        if server_proc.poll() is None and _listening(port):
+            break
+        stop(server_proc)
+    else:
+        missing(f"mariadbd did not start listening on 127.0.0.1 within {timeout:.0f} s:\n{_tail(log)}")
+
+    try:
+        conn = mysql.connector.connect(unix_socket=sock, user="root", password="")
+        cur = conn.cursor()
+        for host in ("127.0.0.1", "localhost"):
+            cur.execute(f"CREATE USER '{MARIADB_USER}'@'{host}' IDENTIFIED BY '{MARIADB_PASSWORD}'")
+            cur.execute(f"GRANT ALL PRIVILEGES ON *.* TO '{MARIADB_USER}'@'{host}'")
+        conn.commit()
+        conn.close()
+    except Exception as err:
+        stop(server_proc)
+        missing(f"could not create the test user in mariadbd: {err}\n{_tail(log)}")
+    return server_proc, f"mysql://{MARIADB_USER}:{MARIADB_PASSWORD}@127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="session")
+def mariadb(tmp_path_factory):
+    """Base URL ``mysql://user:pw@127.0.0.1:PORT`` of a real mariadbd for the whole session."""
+    proc, url = start_mariadb(tmp_path_factory.mktemp("mariadb"))
+    yield url
+    stop(proc)
+
+
+@pytest.fixture
+def mysql_db(mariadb):
+    """A fresh database URL on the session's MariaDB (CloudVolume creates the database itself)."""
+    return f"{mariadb}/si_{uuid.uuid4().hex[:12]}"

@@ -7,7 +7,15 @@ import pytest
 from cloudvolume.lib import Bbox
 from mapbuffer import IntMap
 
-from igneous.ops.voxels import count_labels, counts_from_json, counts_to_json, intmap_key, merge_counts
+from igneous.ops.voxels import (
+    count_labels,
+    counts_from_json,
+    counts_to_json,
+    intmap_key,
+    label_bboxes,
+    merge_bboxes,
+    merge_counts,
+)
 from igneous.tasks.image.voxels import read_blocks
 
 BIG = 2**63
@@ -83,3 +91,34 @@ def test_read_blocks_cover_the_box_once_and_respect_chunks(box, chunk, offset, b
         assert block.size3()[2] <= chunk[2]
         assert np.prod(block.size3()) <= max(budget, size[0] * chunk[1] * chunk[2])
     assert (seen == 1).all()
+
+
+def numpy_bboxes(img, origin=(0, 0, 0)) -> dict:
+    out = {}
+    for label in np.unique(img):
+        if label == 0:
+            continue
+        coords = np.nonzero(img == label)
+        out[int(label)] = (
+            [int(c.min()) + o for c, o in zip(coords, origin)],
+            [int(c.max()) + 1 + o for c, o in zip(coords, origin)],
+        )
+    return out
+
+
+def as_dict(boxes) -> dict:
+    labels, lo, hi = boxes
+    return {int(label): (a, b) for label, a, b in zip(labels.tolist(), lo.tolist(), hi.tolist())}
+
+
+def test_label_bboxes_equal_numpy_and_merge_over_slabs():
+    rng = np.random.default_rng(4)
+    palette = np.array([0, 0, 0, 3, 9, BIG + 2, 2**64 - 1], dtype=np.uint64)
+    img = palette[rng.integers(0, len(palette), size=(12, 9, 10))]
+    img[img == 9] = 0
+    img[4:6, 7, 2] = 9  # a small label inside one slab only
+    origin = (100, -3, 7)
+    assert as_dict(label_bboxes(img, origin)) == numpy_bboxes(img, origin)
+    slabs = [label_bboxes(img[:, :, z : z + 4], (origin[0], origin[1], origin[2] + z)) for z in range(0, 10, 4)]
+    assert as_dict(merge_bboxes(slabs)) == numpy_bboxes(img, origin)
+    assert as_dict(label_bboxes(np.zeros((3, 3, 3), np.uint32))) == {}

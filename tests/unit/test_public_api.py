@@ -46,6 +46,7 @@ TASKS = {
     "ImageShardTransferTask",
     "ImageShardDownsampleTask",
     "CountVoxelsTask",
+    "SpatialIndexTask",
     "MeshTask",
     "MeshManifestPrefixTask",
     "MeshManifestFilesystemTask",
@@ -200,3 +201,22 @@ def test_mesh_creator_signatures_match_spec():
     from igneous.task_creation.mesh import configure_multires_info  # SPEC §2.5: submodule only
 
     assert "configure_multires_info" not in tc.__all__ and callable(configure_multires_info)
+
+
+def test_spatial_index_wire_key_and_signature():
+    from taskqueue.queueablefns import REGISTRY
+
+    from igneous.task_creation.spatial_index import create_spatial_index_mesh_tasks
+
+    assert ("igneous.tasks.spatial_index", "SpatialIndexTask") in REGISTRY
+    assert list(inspect.signature(igneous.tasks.SpatialIndexTask).parameters) == [
+        "cloudpath", "shape", "offset", "subdir", "precision", "mip", "fill_missing", "compress",
+    ]  # fmt: skip
+    sig = inspect.signature(create_spatial_index_mesh_tasks)
+    assert list(sig.parameters) == ["cloudpath", "shape", "mip", "fill_missing", "compress", "mesh_dir"]
+    assert sig.parameters["shape"].default == (448, 448, 448) and sig.parameters["compress"].default == "gzip"
+    sig = inspect.signature(tc.create_voxel_counting_tasks)
+    assert list(sig.parameters) == ["cloudpath", "mip", "fill_missing", "agglomerate", "timestamp"]
+    sig = inspect.signature(tc.accumulate_voxel_counts)
+    assert list(sig.parameters) == ["cloudpath", "mip", "progress", "compress", "additional_output"]
+    assert sig.parameters["progress"].default is True and sig.parameters["compress"].default is None

@@ -1,0 +1,222 @@
+"""Planning mesh spatial indices (SPEC §2.2 ``create_spatial_index_mesh_tasks``) and their
+export to a SQL database (``mesh spatial-index db``, design §3.10).
+
+The ``.spatial`` files tell, for each task box, which labels it holds and their bounding
+boxes in nm. Merges use them to find a label's fragments and to check that forging finished;
+Neuroglancer-side tools query them by region. For datasets with millions of index files a
+database (sqlite, or MySQL for labels ≥ 2^63 and parallel loading) answers the sharded
+merge's "which files hold these labels" much faster than reading every file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+from typing import Optional, Sequence
+
+from cloudvolume import CloudVolume
+from cloudvolume.datasource.precomputed.spatial_index import parse_db_path
+from cloudvolume.lib import getprecision
+
+from igneous import meshes
+from igneous.errors import InvalidParameterError
+from igneous.task_creation.common import GridTasks, as_triple, record_provenance, task_kwargs
+from igneous.tasks.spatial_index import SpatialIndexTask
+from igneous.volumes import normalize_compress
+
+__all__ = ["create_spatial_index_mesh_tasks", "export_spatial_index_db", "DB_SCHEMES"]
+
+log = logging.getLogger(__name__)
+
+DB_SCHEMES = ("sqlite", "mysql")
+MAX_INDEX_FILENAME = 100  # CloudVolume's index_files.filename is VARCHAR(100)
+SQLITE_MAX_LABEL = 2**63 - 1
+
+
+def _open_segmentation(cloudpath: str, mip: int) -> CloudVolume:
+    from igneous.task_creation.mesh import open_segmentation  # mesh.py re-exports this module
+
+    return open_segmentation(cloudpath, mip)
+
+
+def create_spatial_index_mesh_tasks(
+    cloudpath: str,
+    shape: Sequence[int] = (448, 448, 448),
+    mip: int = 0,
+    fill_missing: bool = False,
+    compress="gzip",
+    mesh_dir: Optional[str] = None,
+):
+    """(Re)build the mesh ``.spatial`` files of a segmentation, one ``SpatialIndexTask`` per box.
+
+    Writes ``spatial_index {resolution, chunk_size = shape·resolution}`` and ``chunk_size``
+    into ``{mesh_dir}/info`` (creating a legacy mesh info if there is none) before returning
+    the tasks. When meshes were already forged, ``shape`` and ``mip`` must be the forge's: the
+    sharded merge turns ``.spatial`` names into ``.frags`` names, so both grids must agree.
+
+    Args:
+        cloudpath: a segmentation layer.
+        shape: task box in voxels at ``mip`` (default 448³, the forge's default).
+        mip: the level the meshes are (or will be) forged at.
+        fill_missing: treat missing chunks as background.
+        compress: transport compression of the ``.spatial`` files (none/gzip/br/zstd).
+        mesh_dir: mesh directory (default: the info's ``mesh``, else ``mesh_mip_{mip}_err_40``).
+
+    Returns:
+        A lazy, sized iterator of ``SpatialIndexTask``; provenance is recorded when it is exhausted.
+    """
+    vol = _open_segmentation(cloudpath, mip)
+    shape = as_triple(shape, "shape")
+    compress = normalize_compress(compress, "raw") if compress is not None else None
+    mesh_dir = meshes.resolve_mesh_dir(vol.info, mesh_dir) or meshes.default_mesh_dir(mip, 40)
+    existing = meshes.read_mesh_info(cloudpath, mesh_dir) or {}
+    _check_same_grid(existing, shape, mip, mesh_dir)
+
+    resolution = vol.info["scales"][mip]["resolution"]
+    new_info = dict(existing)
+    new_info.setdefault("@type", meshes.LEGACY_MESH_TYPE)
+    new_info["mip"] = int(mip)
+    new_info["chunk_size"] = [int(s) for s in shape]
+    new_info["spatial_index"] = meshes.legacy_mesh_info(mip, shape, resolution)["spatial_index"]
+    if "mesh" not in vol.info:
+        vol.info["mesh"] = mesh_dir
+        vol.commit_info()
+    if new_info != existing:
+        meshes.write_mesh_info(cloudpath, mesh_dir, new_info)
+
+    precision = max(getprecision(r) for r in resolution)
+    kwargs = task_kwargs(
+        cloudpath=cloudpath,
+        subdir=mesh_dir,
+        precision=precision,
+        mip=mip,
+        fill_missing=bool(fill_missing),
+        compress=compress or None,
+    )
+    finish = functools.partial(record_provenance, cloudpath, "SpatialIndexTask", {**kwargs, "shape": shape})
+    return GridTasks(vol.meta.bounds(mip), shape, functools.partial(SpatialIndexTask, **kwargs), finish)
+
+
+def _check_same_grid(existing: dict, shape, mip: int, mesh_dir: str) -> None:
+    recorded = existing.get("chunk_size")
+    if recorded is not None and [int(s) for s in recorded] != [int(s) for s in shape]:
+        raise InvalidParameterError(
+            f"{mesh_dir}/info records forge task shape {','.join(map(str, recorded))}; the spatial index "
+            f"must use the same grid: pass shape={','.join(map(str, recorded))}"
+        )
+    if "mip" in existing and int(existing["mip"]) != int(mip):
+        raise InvalidParameterError(
+            f"{mesh_dir} was forged at mip {existing['mip']}; build its spatial index at mip {existing['mip']}"
+        )
+
+
+def _check_database(database: str) -> dict:
+    try:
+        parsed = parse_db_path(str(database))
+    except ValueError as err:
+        raise InvalidParameterError(f"database {database!r} is not a valid URL ({err})") from None
+    if parsed["scheme"] not in DB_SCHEMES:
+        raise InvalidParameterError(
+            f"database must be sqlite://FILE (or a file path) or mysql://USER:PW@HOST[:PORT]/DB; got {database!r}"
+        )
+    if parsed["scheme"] == "sqlite" and not parsed["path"]:
+        raise InvalidParameterError("sqlite:// needs a file name, e.g. sqlite://spatial.db")
+    if parsed["scheme"] == "mysql" and not parsed["hostname"]:
+        raise InvalidParameterError(f"mysql:// needs a host, e.g. mysql://user:pw@127.0.0.1/db; got {database!r}")
+    return parsed
+
+
+def export_spatial_index_db(
+    cloudpath: str,
+    database: str,
+    progress: bool = False,
+    allow_missing: bool = False,
+    parallel: int = 1,
+) -> None:
+    """Load a layer's mesh spatial index into a SQL database (``cv.mesh.spatial_index.to_sql``).
+
+    Tables ``index_files(id, filename)`` and ``file_lookup(label, fid)`` are dropped and
+    rebuilt. Point readers at it with ``CloudVolume(path, spatial_index_db=database)`` or the
+    sharded merge's ``spatial_index_db``.
+
+    sqlite stores signed 64-bit integers only and takes one writer (``parallel`` is forced to
+    1); MySQL (``mysql://user:pw@host[:port]/db``, driver ``mysql-connector-python``) stores
+    any uint64 label, loads with ``parallel`` threads, and needs the right to create the database.
+
+    Raises:
+        InvalidParameterError: no mesh spatial index, an unsupported database URL, missing
+            ``.spatial`` files (unless ``allow_missing``), or labels ≥ 2^63 bound for sqlite.
+    """
+    from cloudvolume.datasource.precomputed.spatial_index import SpatialIndexGapError
+
+    parsed = _check_database(database)
+    vol = _open_segmentation(cloudpath, 0)
+    mesh_dir = meshes.resolve_mesh_dir(vol.info, None)
+    info = meshes.read_mesh_info(cloudpath, mesh_dir) if mesh_dir else None
+    if not info or not info.get("spatial_index") or vol.mesh.spatial_index is None:
+        raise InvalidParameterError(
+            f"{cloudpath} has no mesh spatial index; run `igneous mesh spatial-index create` "
+            f"(or forge with --spatial-index) first"
+        )
+    mip = int(info.get("mip", 0))
+    names = meshes.expected_spatial_names(vol.meta.bounds(mip), info)
+    too_long = [n for n in names if len(n) > MAX_INDEX_FILENAME]
+    if too_long:
+        raise InvalidParameterError(
+            f"spatial index file names longer than {MAX_INDEX_FILENAME} characters cannot be stored "
+            f"(e.g. {too_long[0]}); rebuild the index with a larger shape"
+        )
+    if not allow_missing:
+        missing, total = meshes.missing_spatial_boxes(cloudpath, mesh_dir, vol.meta.bounds(mip), info)
+        if missing:
+            raise InvalidParameterError(
+                f"{len(missing)} of {total} .spatial files are missing (e.g. {missing[0]}); run "
+                f"`igneous mesh spatial-index create` or pass --allow-missing"
+            )
+    if parsed["scheme"] == "mysql":
+        _require_mysql_driver()
+
+    index = vol.mesh.spatial_index
+    if parsed["scheme"] == "sqlite":
+        # An insert thread that hits such a label dies and to_sql then waits forever: look first.
+        big = _first_label_beyond(index, SQLITE_MAX_LABEL, allow_missing)
+        if big is not None:
+            raise InvalidParameterError(
+                f"sqlite cannot store labels >= 2^63 (e.g. {big}); use a mysql://user:pw@host/db database instead"
+            )
+    parallel = 1 if parsed["scheme"] == "sqlite" else max(1, int(parallel))
+    try:
+        # CloudVolume's insert threads print "started thread …" to stdout; the CLI owns stdout.
+        with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+            index.to_sql(database, progress=progress, allow_missing=allow_missing, parallel=parallel)
+    except SpatialIndexGapError as err:
+        raise InvalidParameterError(f"a .spatial file is missing ({err}); pass --allow-missing to skip it") from None
+
+
+def _first_label_beyond(index, limit: int, allow_missing: bool) -> Optional[int]:
+    """The first label in any ``.spatial`` file that exceeds ``limit``, else None."""
+    import simdjson
+
+    parser = simdjson.Parser()
+    digits = len(str(limit))
+    for batch in index.fetch_all_index_files(allow_missing=allow_missing, progress=False):
+        for content in batch.values():
+            if content is None:
+                continue
+            doc = parser.parse(content)
+            big = next((int(k) for k in doc.keys() if len(k) >= digits and int(k) > limit), None)
+            del doc  # simdjson refuses to reuse a parser while a document is alive
+            if big is not None:
+                return big
+    return None
+
+
+def _require_mysql_driver() -> None:
+    try:
+        import mysql.connector  # noqa: F401
+    except ImportError:
+        raise InvalidParameterError(
+            "mysql:// needs the MySQL driver: pip install 'igneous[mysql]' (mysql-connector-python)"
+        ) from None
