@@ -32,6 +32,8 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
 from datasets import MAKE_DATA, ensure_data, file_sha256, fresh_copy  # noqa: E402
+from mesh_stages import MESH_TARGETS  # noqa: E402
+from mesh_stages import PARENT_STAGES as MESH_STAGES  # noqa: E402
 
 IMAGE_DOWNSAMPLE = {"num_mips": 4, "factor": [2, 2, 1], "compress": "gzip", "method": "avg"}
 # num_mips=None: as many levels as the default memory target (3.5 GB) allows; the run reports how many.
@@ -68,6 +70,8 @@ STAGE_NAMES = [
     "image_shard_downsample",
     "task_creation",
 ]
+STAGE_NAMES += list(MESH_STAGES)
+TARGETS.update(MESH_TARGETS)
 
 
 # -- children -----------------------------------------------------------------------------------
@@ -428,6 +432,7 @@ STAGES = {
     "image_shard_transfer": image_shard_transfer,
     "image_shard_downsample": image_shard_downsample,
     "task_creation": task_creation,
+    **MESH_STAGES,
 }
 
 

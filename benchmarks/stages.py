@@ -464,6 +464,10 @@ STAGES = {
     "shard_downsample": shard_downsample,
 }
 
+from mesh_stages import CHILD_STAGES as _MESH_CHILD_STAGES  # noqa: E402
+
+STAGES.update(_MESH_CHILD_STAGES)
+
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
