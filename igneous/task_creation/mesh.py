@@ -32,6 +32,7 @@ from igneous.volumes import open_volume
 __all__ = [
     "create_meshing_tasks",
     "create_mesh_manifest_tasks",
+    "create_spatial_index_mesh_tasks",
     "create_unsharded_multires_mesh_tasks",
     "create_sharded_multires_mesh_tasks",
     "create_sharded_multires_mesh_from_unsharded_tasks",
@@ -448,5 +449,6 @@ from igneous.task_creation.multires import (  # noqa: E402
     create_sharded_multires_mesh_tasks,
     create_unsharded_multires_mesh_tasks,
 )
+from igneous.task_creation.spatial_index import create_spatial_index_mesh_tasks  # noqa: E402
 
 _reexported = (configure_multires_info,)

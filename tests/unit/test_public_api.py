@@ -27,6 +27,7 @@ TASK_CREATION = {
     # meshes (SPEC §2.2)
     "create_meshing_tasks",
     "create_mesh_manifest_tasks",
+    "create_spatial_index_mesh_tasks",
     "create_unsharded_multires_mesh_tasks",
     "create_sharded_multires_mesh_tasks",
     "create_sharded_multires_mesh_from_unsharded_tasks",
