@@ -53,11 +53,15 @@ def assert_exact(fused: dict, oracle: dict):
         assert (edge_use(ff)[0] == 0) == (edge_use(of)[0] == 0), label
 
 
-@pytest.mark.parametrize("closed", [True, False], ids=["closed-edges", "open-edges"])
-def test_unsimplified_forge_equals_whole_volume_zmesh(layer, crop_b, closed):
-    labels = crop_b.astype(np.uint64)
+@pytest.mark.parametrize(
+    "closed, crop, shape, dtype",
+    [(True, "crop_a", (48, 40, 56), np.uint64), (False, "crop_b", (40, 40, 24), np.uint32)],
+    ids=["closed-edges-128", "open-edges-96"],
+)
+def test_unsimplified_forge_equals_whole_volume_zmesh(layer, request, closed, crop, shape, dtype):
+    labels = request.getfixturevalue(crop).astype(dtype)
     path = layer(labels, resolution=RESOLUTION, voxel_offset=VOXEL_OFFSET, chunk_size=(32, 32, 16))
-    run(create_meshing_tasks(path, 0, shape=(40, 40, 24), simplification=False, closed_dataset_edges=closed))
+    run(create_meshing_tasks(path, 0, shape=shape, simplification=False, closed_dataset_edges=closed))
 
     mesh_dir = CloudVolume(path).info["mesh"]
     assert mesh_dir == "mesh_mip_0_err_40"

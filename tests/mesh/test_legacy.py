@@ -108,3 +108,15 @@ def test_merge_before_forge_is_refused(layer, crop_b, tmp_path):
     assert "run `igneous mesh forge` first" in result.output
     assert len([ln for ln in result.output.strip().splitlines() if ln.startswith("Error")]) == 1
     assert tree(tmp_path / "src") == before
+
+
+def test_merge_refuses_object_ids_the_forge_never_found(layer, crop_b, tmp_path):
+    crop = crop_b[:24, :24, :16]
+    path = layer(crop, resolution=RESOLUTION)
+    absent, present = int(crop.max()) + 1, int(np.unique(crop)[-1])
+    run(create_meshing_tasks(path, 0, shape=(16, 16, 16), simplification=False, object_ids=[absent, present]))
+    before = tree(tmp_path / "src")
+    result = CliRunner().invoke(main, ["mesh", "merge", path])
+    assert result.exit_code == 2, result.output
+    assert f"object_ids {absent} were requested at forge but do not occur in the segmentation" in result.output
+    assert tree(tmp_path / "src") == before
