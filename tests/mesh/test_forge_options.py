@@ -233,3 +233,16 @@ def test_mesh_task_wire_format(layer, crop_b):
         MeshTask([1, 1, 1], [0, 0, 0], path, dust_treshold=3)
     raw = CloudFiles(f"{path}/theirs").get([n for n in names if n.endswith(".spatial")][0], raw=True)
     assert json.loads(gzip.decompress(raw))
+
+
+def test_fill_missing_meshes_a_missing_chunk_as_background(layer, crop_b, tmp_path):
+    crop = crop_b[:64, :64, :32].copy()
+    path = layer(crop, resolution=RESOLUTION, voxel_offset=VOXEL_OFFSET, chunk_size=(32, 32, 16))
+    chunk = tmp_path / "src" / "16_16_40" / "39-71_43-75_21-37.gz"
+    chunk.unlink()
+    with pytest.raises(Exception, match="39-71_43-75_21-37"):
+        run(create_meshing_tasks(path, 0, shape=(40, 40, 24), simplification=False))
+    run(create_meshing_tasks(path, 0, shape=(40, 40, 24), simplification=False, fill_missing=True))
+    crop[32:64, 32:64, 16:32] = 0
+    oracle = zmesh_whole_volume(crop, RESOLUTION, VOXEL_OFFSET)
+    assert_same_as_oracle(fused_fragments(path, MESH_DIR), oracle, sorted(oracle))

@@ -148,8 +148,7 @@ class MeshTask(RegisteredTask):
 
     def _labels(self, vol, read: Bbox, bounds: Bbox) -> tuple[np.ndarray, dict]:
         """The read box renumbered to a small dtype, masked and dusted: ``(labels, new → original)``."""
-        img, remap = vol.download(read, mip=self.mip, renumber=True)
-        img = img[..., 0]
+        img, remap = _download_renumbered(vol, read, self.mip, self.fill_missing)
         originals = {int(new): int(orig) for orig, new in remap.items()}
 
         if self.dust_global and self.dust_threshold:
@@ -281,6 +280,32 @@ class MeshTask(RegisteredTask):
             content_type="application/json",
             cache_control="no-cache",
         )
+
+
+def _download_renumbered(vol, read: Bbox, mip: int, fill_missing: bool) -> tuple[np.ndarray, dict]:
+    """The read box renumbered 1..N in a small dtype (a 449³ uint64 cutout would be 724 MB)
+    and ``{original: new}``. CloudVolume renumbers chunk by chunk, but fails on missing chunks
+    under ``fill_missing``; then slabs one chunk thick are renumbered here with one mapping."""
+    if not fill_missing:
+        img, remap = vol.download(read, mip=mip, renumber=True)
+        return img[..., 0], remap
+    out = np.zeros(tuple(int(s) for s in read.size3()), dtype=np.uint32, order="F")
+    remap = {0: 0}
+    step = int(vol.meta.chunk_size(mip)[2])
+    z = int(read.minpt[2])
+    while z < read.maxpt[2]:
+        z1 = min(
+            int(read.maxpt[2]),
+            (z - int(vol.meta.voxel_offset(mip)[2])) // step * step + step + int(vol.meta.voxel_offset(mip)[2]),
+        )
+        slab = Bbox((read.minpt[0], read.minpt[1], z), (read.maxpt[0], read.maxpt[1], z1))
+        data = np.asarray(vol.download(slab, mip=mip))[..., 0]
+        for label in fastremap.unique(data):
+            remap.setdefault(int(label), len(remap))
+        lo = z - int(read.minpt[2])
+        out[:, :, lo : lo + data.shape[2]] = fastremap.remap(data, remap, preserve_missing_labels=False)
+        z = z1
+    return fastremap.refit(out), remap
 
 
 def _apply_remap_table(img: np.ndarray, originals: dict, remap_table: dict) -> tuple[np.ndarray, dict]:
