@@ -29,7 +29,7 @@ setup(
     package_data={"igneous_cli": ["LICENSE"]},
     install_requires=requirements(),
     extras_require={
-        "test": ["pytest>=7", "pytest-xdist", "hypothesis", "moto[server]>=5", "ruff"],
+        "test": ["pytest>=7", "pytest-xdist", "hypothesis", "moto[server]>=5", "ruff", "mysql-connector-python"],
         "mysql": ["mysql-connector-python"],
         "nrrd": ["pynrrd"],
         "nii": ["nibabel"],

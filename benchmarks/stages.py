@@ -467,6 +467,9 @@ STAGES = {
 from mesh_stages import CHILD_STAGES as _MESH_CHILD_STAGES  # noqa: E402
 
 STAGES.update(_MESH_CHILD_STAGES)
+from voxel_stages import CHILD_STAGES as _VOXEL_CHILD_STAGES  # noqa: E402
+
+STAGES.update(_VOXEL_CHILD_STAGES)
 
 
 def main(argv=None) -> int:

@@ -32,7 +32,10 @@ _INT64_SPAN = 2**64
 
 def count_labels(img: np.ndarray) -> Counts:
     """``(labels, counts)`` of every value in ``img`` (label 0 included), sorted by label."""
-    labels, counts = fastremap.unique(np.asarray(img), return_counts=True)
+    img = np.asarray(img)
+    if img.ndim == 4 and img.shape[3] == 1:
+        img = img[..., 0]  # fastremap copies a 4-D cutout first: 3x slower
+    labels, counts = fastremap.unique(img, return_counts=True)
     return labels.astype(np.uint64, copy=False), counts.astype(np.uint64, copy=False)
 
 

@@ -69,7 +69,7 @@ def create_voxel_counting_tasks(
 ):
     """Plan the counting of every label's voxels at ``mip``, in fixed 512³ tasks.
 
-    Each ``CountVoxelsTask`` reads its box in chunk-thick slabs (at most 128 MiB of uint64
+    Each ``CountVoxelsTask`` reads its box in chunk-aligned blocks (at most 32 MiB of uint64
     at a time) and writes ``{key}/stats/voxel_counts/{bbox}.json``. Run
     :func:`accumulate_voxel_counts` afterwards to build the global ``voxel_counts.im``.
 

@@ -37,9 +37,10 @@ log = logging.getLogger(__name__)
 WIRE = "igneous.tasks.image.image"
 
 TASK_SHAPE = (512, 512, 512)  # SPEC §2.1: voxel counting uses fixed 512³ tasks
-# Read at most this many voxels at once (128 MiB of uint64): a 512³ task then holds one
-# chunk-thick z-slab, not the 1 GiB box, which keeps a worker under 500 MB.
-BLOCK_VOXELS = 2**24
+# Read at most this many voxels at once (32 MiB of uint64): a 512³ task holds one strip of a
+# chunk-thick z-slab, not the 1 GiB box. Measured on the 512³ sample: as fast as 128 MiB slabs,
+# and a worker peaks at ~190 MB instead of ~400 MB.
+BLOCK_VOXELS = 2**22
 INTMAP_CONTENT_TYPE = "application/x-intmap"
 
 
