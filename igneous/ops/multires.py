@@ -311,6 +311,26 @@ def surface_deviation(points: np.ndarray, vertices: np.ndarray, faces: np.ndarra
     return best
 
 
+def _all_within(
+    points: np.ndarray, vertices: np.ndarray, faces: np.ndarray, bound: float, candidates: int = 16
+) -> bool:
+    """Whether every point lies within ``bound`` of the surface (exact distances to the
+    triangles with the nearest centroids; points already close are not looked at again)."""
+    from scipy.spatial import cKDTree
+
+    tri = np.asarray(vertices, np.float64)[np.asarray(faces, np.int64)]
+    k = min(candidates, len(tri))
+    _, idx = cKDTree(tri.mean(axis=1)).query(points, k=k)
+    idx = idx.reshape(len(points), k)
+    todo = np.arange(len(points))
+    for j in range(k):
+        d = _closest_point_distance(points[todo], tri[idx[todo, j]])
+        todo = todo[d > bound]
+        if len(todo) == 0:
+            return True
+    return False
+
+
 def _simplify_within(v: np.ndarray, f: np.ndarray, max_error, scale: np.ndarray) -> Piece:
     """Halve the faces of a parent piece, keeping every vertex within ``max_error`` (physical
     units, model units × ``scale``) of the piece it was simplified from; a piece that cannot be
@@ -320,7 +340,7 @@ def _simplify_within(v: np.ndarray, f: np.ndarray, max_error, scale: np.ndarray)
         return simplify_pinned_border(v, f, target)
     for _ in range(3):
         sv, sf = simplify_pinned_border(v, f, target)
-        if len(sf) == 0 or surface_deviation(sv * scale, v * scale, f).max() <= max_error:
+        if len(sf) == 0 or _all_within(sv.astype(np.float64) * scale, v * scale, f, max_error):
             return sv, sf
         target = (target + len(f)) // 2  # less reduction, less error
     return v, f

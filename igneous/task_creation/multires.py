@@ -135,6 +135,27 @@ def configure_multires_info(cloudpath: str, vertex_quantization_bits: int, mesh_
     return new
 
 
+def _check_fragments_exist(vol: CloudVolume, cloudpath: str, mesh_dir: str, info: dict) -> None:
+    """The first label the spatial index names must have its fragment file: a forge with
+    ``--sharded`` wrote ``.frags`` instead, and merging it unsharded would produce nothing."""
+    if "spatial_index" not in info:
+        return
+    cf = CloudFiles(_join(cloudpath, mesh_dir))
+    resolution = info["spatial_index"]["resolution"]
+    for name in meshes.expected_spatial_names(vol.meta.bounds(int(info["mip"])), info):
+        labels = cf.get_json(name) or {}
+        if labels:
+            label = next(iter(labels))
+            box = meshes.box_from_spatial_filename(name, resolution)
+            fragment = meshes.fragment_filename(int(label), 0, box)
+            if not cf.exists(fragment):
+                raise InvalidParameterError(
+                    f"{cloudpath}/{mesh_dir} has no fragment {fragment} although {name} lists label {label}: "
+                    f"a --sharded forge is merged with `igneous mesh merge-sharded`"
+                )
+            return
+
+
 # -- unsharded --------------------------------------------------------------------------------------
 
 
@@ -166,6 +187,7 @@ def create_unsharded_multires_mesh_tasks(
     vol, mesh_dir, info = _forged(cloudpath, mesh_dir)
     if "sharding" in info:
         raise InvalidParameterError(f"{cloudpath}/{mesh_dir} is sharded: use `igneous mesh merge-sharded`")
+    _check_fragments_exist(vol, cloudpath, mesh_dir, info)
     meshes.write_mesh_info(
         cloudpath,
         mesh_dir,
