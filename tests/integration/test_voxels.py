@@ -19,6 +19,7 @@ from taskqueue import LocalTaskQueue
 
 import igneous.task_creation as tc
 import igneous.tasks.image.voxels as voxels_task
+from igneous import meshes
 from igneous.errors import InvalidParameterError
 from igneous.tasks.image.voxels import load_voxel_counts, voxel_count
 from tests.conftest import tree
@@ -73,6 +74,8 @@ def test_counts_equal_np_unique_on_every_backend(seg, backend):
     for label, count in expected_counts(data).items():  # point lookups, incl. labels ≥ 2^63
         assert voxel_count(im, label) == count
     assert voxel_count(im, 3) is None  # absent label
+    forge_reader = meshes.load_voxel_counts(path, "4_4_40")  # what `mesh forge --dust-global` reads
+    assert intmap_dict(forge_reader) == expected_counts(data)
 
 
 @pytest.mark.parametrize("encoding", ["raw", "compressed_segmentation"])
