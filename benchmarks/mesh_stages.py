@@ -224,3 +224,140 @@ def mesh_forge_full(runner, data_dir: str, repeat: int, profile: bool) -> dict:
 
 CHILD_STAGES = {"mesh_forge": forge, "mesh_floor": floor}
 PARENT_STAGES = {"mesh_forge_merge": mesh_forge_merge, "mesh_forge_full": mesh_forge_full}
+
+
+# -- sharded multires (helper H2) --------------------------------------------------------------
+
+MULTIRES_MERGE = {"num_lod": 2}  # CLI defaults otherwise: vqb 16, Draco level 7, min chunk 256³
+MESH_TARGETS["mesh_forge_sharded_multires"] = {"mvox_s_min": 0.4}  # segsmall, forge + merge-sharded
+
+
+def _check_sharded_multires(path: str) -> tuple[list, int]:
+    """Every label of the layer is in exactly one ``.labels`` list and has a mesh; 5 sampled
+    labels are closed at LOD 0 and readable at their coarsest LOD."""
+    from cloudfiles import CloudFiles
+    from cloudvolume import CloudVolume
+
+    vol = CloudVolume(path, progress=False)
+    mesh_dir = vol.info["mesh"]
+    cf = CloudFiles(f"{path}/{mesh_dir}")
+    listed = []
+    for name in cf.list():
+        if name.endswith(".labels"):
+            listed += cf.get_json(name)
+    expected = _layer_labels(path)
+    problems = []
+    if sorted(listed) != sorted(expected):
+        problems.append(f"{len(expected - set(listed))} labels in no shard, {len(set(listed) - expected)} unexpected")
+    rng = np.random.default_rng(0)
+    for label in rng.choice(sorted(expected), size=min(5, len(expected)), replace=False):
+        label = int(label)
+        mesh = vol.mesh.get(label, lod=0)[label]
+        vol.mesh.get(label, lod=-1)
+        v, inverse = np.unique(mesh.vertices, axis=0, return_inverse=True)
+        f = inverse.reshape(-1)[mesh.faces]
+        f = f[(f[:, 0] != f[:, 1]) & (f[:, 1] != f[:, 2]) & (f[:, 0] != f[:, 2])]
+        e = np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]).astype(np.int64), axis=1)
+        _, counts = np.unique(e[:, 0] * (len(v) + 1) + e[:, 1], return_counts=True)
+        if (counts == 1).any():
+            problems.append(f"label {label} LOD 0 is not closed ({int((counts == 1).sum())} boundary edges)")
+    return problems, len(expected)
+
+
+def forge_sharded_multires(layer: str, shape, max_simplification_error, simplification: bool, num_lod: int,
+                           profile=None) -> dict:  # fmt: skip
+    """Sharded forge + sharded multires merge of ``layer`` in this process at -p 1."""
+    import json
+
+    from stages import Timer, max_rss_mb, profiled
+
+    import igneous.task_creation as tc
+    from igneous.queues import submit_tasks
+    from igneous.task_creation.multires import create_sharded_multires_mesh_tasks
+
+    path = "file://" + layer
+    rss_before = max_rss_mb()
+    timer = Timer()
+    with profiled(profile):
+        with timer.phase("plan_forge"):
+            tasks = tc.create_meshing_tasks(
+                path, 0, shape=shape, simplification=simplification,
+                max_simplification_error=max_simplification_error, sharded=True,
+            )  # fmt: skip
+            ntasks = len(tasks)
+        with timer.phase("forge"):
+            submit_tasks(tasks, queue=None, parallel=1, progress=False)
+        with timer.phase("plan_merge"):
+            merges = create_sharded_multires_mesh_tasks(path, num_lod=num_lod, max_labels_per_shard=1000, progress=False)
+        with timer.phase("merge"):
+            submit_tasks(merges, queue=None, parallel=1, progress=False)
+    problems, nlabels = _check_sharded_multires(path)
+    with open(os.path.join(layer, "info")) as f:
+        size = json.load(f)["scales"][0]["size"]
+    return {
+        "wall_s": timer.total("wall_s"),
+        "cpu_s": timer.total("cpu_s"),
+        "phases": timer.phases,
+        "tasks": ntasks,
+        "shards": len(merges),
+        "task_shape": list(shape),
+        "labels": nlabels,
+        "input_voxels": int(np.prod(size)),
+        "rss_before_work_mb": rss_before,
+        "problems": problems,
+    }
+
+
+def mesh_forge_sharded_multires(runner, data_dir: str, repeat: int, profile: bool) -> dict:
+    """Forge + sharded multires merge (num_lod 2) of segsmall: target ≥ 0.4 Mvox/s."""
+    from datasets import fresh_copy
+    from run import fastest, mvox
+
+    name = "mesh_forge_sharded_multires"
+    spec = {**MESH_FORGE, **MULTIRES_MERGE}
+    print(f"{name}: segsmall, {spec}, sharded forge + merge-sharded", flush=True)
+    work = os.path.join(runner.work_dir, name)
+    runs, floors = [], []
+    for i in range(1, repeat + 1):
+        src = fresh_copy(data_dir, "segsmall", work, "input")
+        runs.append(runner.child("mesh_forge_multires", {"layer": src, **spec}, f"{name}-{i}"))
+        floors.append(
+            runner.child(
+                "mesh_floor",
+                {"layer": src, "max_simplification_error": MESH_FORGE["max_simplification_error"]},
+                f"{name}-floor-{i}",
+            )
+        )
+        shutil.rmtree(work, ignore_errors=True)
+    best, floor_best = fastest(runs), fastest(floors)
+    result = {
+        "params": {"layer": "segsmall", **spec, "parallel": 1, "queue": None},
+        "runs": runs,
+        "best": best,
+        "mesh_floor": {"runs": floors, "best": floor_best},
+        "mvox_s": mvox(best),
+        "floor_mvox_s": mvox(floor_best),
+        "ratio_to_floor": best["wall_s"] / floor_best["wall_s"] if best and floor_best else None,
+    }
+    if profile and best:
+        src = fresh_copy(data_dir, "segsmall", work, "input")
+        prof = os.path.join(runner.out_dir, f"profile_{name}.prof")
+        runner.child("mesh_forge_multires", {"layer": src, **spec}, f"{name}-profile", profile=prof)
+        shutil.rmtree(work, ignore_errors=True)
+        result["profile"] = os.path.relpath(prof, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    targets = MESH_TARGETS[name]
+    checks = {"mvox_s": result["mvox_s"] >= targets["mvox_s_min"]} if best else {}
+    result.update(targets=targets, checks=checks)
+    if best:
+        print(
+            f"  {name}: {best['wall_s']:.2f} s ({result['mvox_s']:.2f} Mvox/s, {best['tasks']} tasks, "
+            f"{best['shards']} shards, {best['labels']} labels), peak RSS {best['peak_rss_mb']:.0f} MB; "
+            f"floor {floor_best['wall_s']:.2f} s; ratio {result['ratio_to_floor'] or float('nan'):.2f}; "
+            f"checks {checks}",
+            flush=True,
+        )
+    return result
+
+
+CHILD_STAGES["mesh_forge_multires"] = forge_sharded_multires
+PARENT_STAGES["mesh_forge_sharded_multires"] = mesh_forge_sharded_multires
