@@ -14,6 +14,7 @@ import contextlib
 import functools
 import logging
 import os
+import re
 from typing import Optional, Sequence
 
 from cloudvolume import CloudVolume
@@ -124,8 +125,33 @@ def _check_database(database: str) -> dict:
     if parsed["scheme"] == "sqlite" and not parsed["path"]:
         raise InvalidParameterError("sqlite:// needs a file name, e.g. sqlite://spatial.db")
     if parsed["scheme"] == "mysql" and not parsed["hostname"]:
-        raise InvalidParameterError(f"mysql:// needs a host, e.g. mysql://user:pw@127.0.0.1/db; got {database!r}")
+        raise InvalidParameterError(
+            f"mysql:// needs a host, e.g. mysql://user:pw@127.0.0.1/db; got {_redact(database)}"
+        )
+    if parsed["scheme"] == "mysql" and re.search(r"[^A-Za-z0-9_]", parsed["path"]):
+        raise InvalidParameterError(
+            f"the MySQL database name may hold only letters, digits and _; got {parsed['path']!r}"
+        )
     return parsed
+
+
+def _redact(database: str) -> str:
+    """The URL without its password, for messages."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", str(database))
+
+
+def _check_mysql_server(database: str) -> None:
+    """Connect once before anything is written: bad host or credentials are one clear line."""
+    from cloudvolume.datasource.precomputed.spatial_index import connect
+
+    try:
+        connect(database, use_database=False).close()
+    except ImportError:
+        raise InvalidParameterError(
+            "mysql:// needs the MySQL driver: pip install 'igneous[mysql]' (mysql-connector-python)"
+        ) from None
+    except Exception as err:  # the driver's errors: access denied, unknown host, refused, …
+        raise InvalidParameterError(f"cannot connect to {_redact(database)}: {err}") from None
 
 
 def export_spatial_index_db(
@@ -176,7 +202,7 @@ def export_spatial_index_db(
                 f"`igneous mesh spatial-index create` or pass --allow-missing"
             )
     if parsed["scheme"] == "mysql":
-        _require_mysql_driver()
+        _check_mysql_server(database)
 
     index = vol.mesh.spatial_index
     if parsed["scheme"] == "sqlite":
@@ -211,12 +237,3 @@ def _first_label_beyond(index, limit: int, allow_missing: bool) -> Optional[int]
             if big is not None:
                 return big
     return None
-
-
-def _require_mysql_driver() -> None:
-    try:
-        import mysql.connector  # noqa: F401
-    except ImportError:
-        raise InvalidParameterError(
-            "mysql:// needs the MySQL driver: pip install 'igneous[mysql]' (mysql-connector-python)"
-        ) from None

@@ -59,11 +59,20 @@ def test_cli_db_with_threads(layer, crop, mysql_db):
     assert spatial_answers(path, mysql_db) == spatial_answers(path)
 
 
-def test_wrong_password_is_an_error_not_a_hang(layer, crop, mariadb):
+def test_wrong_password_is_one_line_without_the_password(layer, crop, mariadb):
     path = index_layer(layer, crop[:48, :48, :32])
-    bad = mariadb.replace(":igneous-test@", ":wrong@") + "/si_denied"
-    with pytest.raises(Exception, match="Access denied"):
+    bad = mariadb.replace(":igneous-test@", ":wrong-secret@") + "/si_denied"
+    with pytest.raises(InvalidParameterError, match="Access denied") as err:
         export_spatial_index_db(path, bad)
+    assert "wrong-secret" not in str(err.value) and "***" in str(err.value)
+    result = CliRunner().invoke(main, ["mesh", "spatial-index", "db", path, bad])
+    assert result.exit_code == 2 and "Access denied" in result.output and "wrong-secret" not in result.output
+
+
+def test_database_names_cloudvolume_cannot_create_are_refused(layer, mariadb):
+    path = layer(np.ones((8, 8, 8), np.uint32), name="seg")
+    with pytest.raises(InvalidParameterError, match="letters, digits and _"):
+        export_spatial_index_db(path, f"{mariadb}/bad-name")
 
 
 def test_mysql_url_without_host_is_refused(layer):
