@@ -261,10 +261,10 @@ def _check_shard_membership(spec: ShardingSpecification, labels: Sequence[int], 
         raise ValueError(f"labels {_shown(wrong)} do not belong to shard {shard_no}; one task writes exactly one shard")
 
 
-def labels_for_shard(
-    cloudpath: str, shard_no: str, progress: bool = False, mesh_dir: Optional[str] = None
-) -> List[int]:
-    """The labels the planner assigned to ``shard_no`` (``{shard_no}.labels``)."""
+def labels_for_shard(cloudpath, shard_no: str, progress: bool = False, mesh_dir: Optional[str] = None) -> List[int]:
+    """The labels the planner assigned to ``shard_no`` (``{shard_no}.labels``); ``cloudpath``
+    may also be a CloudVolume (SPEC's ``labels_for_shard(cv, shard_no)``)."""
+    cloudpath = getattr(cloudpath, "cloudpath", cloudpath)
     if mesh_dir is None:
         mesh_dir = meshes.resolve_mesh_dir(CloudFiles(cloudpath).get_json("info") or {}, None)
     labels = _files(_join(cloudpath, mesh_dir)).get_json(shard_labels_filename(shard_no))
