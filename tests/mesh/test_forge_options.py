@@ -246,3 +246,17 @@ def test_fill_missing_meshes_a_missing_chunk_as_background(layer, crop_b, tmp_pa
     crop[32:64, 32:64, 16:32] = 0
     oracle = zmesh_whole_volume(crop, RESOLUTION, VOXEL_OFFSET)
     assert_same_as_oracle(fused_fragments(path, MESH_DIR), oracle, sorted(oracle))
+
+
+def test_remap_table_agglomerates_labels_before_meshing(layer, crop_b):
+    crop = crop_b[:48, :48, :32]
+    path = layer(crop, resolution=RESOLUTION, voxel_offset=VOXEL_OFFSET)
+    a, b = [int(x) for x in fastremap.unique(crop)[1:3]]
+    tasks = create_meshing_tasks(path, 0, shape=(20, 24, 20), simplification=False)
+    for task in tasks:
+        task.remap_table = {str(a): b}  # JSON keys are strings
+        task.execute()
+    merged = fastremap.remap(crop, {a: b}, preserve_missing_labels=True)
+    oracle = zmesh_whole_volume(merged, RESOLUTION, VOXEL_OFFSET)
+    assert a not in oracle
+    assert_same_as_oracle(fused_fragments(path, MESH_DIR), oracle, sorted(oracle))
