@@ -120,3 +120,24 @@ def test_merge_refuses_object_ids_the_forge_never_found(layer, crop_b, tmp_path)
     assert result.exit_code == 2, result.output
     assert f"object_ids {absent} were requested at forge but do not occur in the segmentation" in result.output
     assert tree(tmp_path / "src") == before
+
+
+def test_queued_manifest_message_from_another_igneous_runs_here(layer, crop_b):
+    import json
+
+    from taskqueue.queueablefns import totask
+
+    path = layer(crop_b[:24, :24, :16], resolution=RESOLUTION)
+    run(create_meshing_tasks(path, 0, shape=(16, 16, 16), simplification=False))
+    mesh_dir = CloudVolume(path).info["mesh"]
+    label = int(np.unique(crop_b[:24, :24, :16])[-1])
+    prefix = str(label)[:3]
+    message = [
+        ["igneous.tasks.mesh.mesh", "MeshManifestPrefixTask"],
+        [path, prefix],
+        {"lod": 0, "mesh_dir": mesh_dir},
+        -1,
+    ]
+    totask(json.loads(json.dumps(message)))()
+    frags = sorted(CloudFiles(f"{path}/{mesh_dir}").list(prefix=f"{label}:0:"))
+    assert frags and CloudFiles(f"{path}/{mesh_dir}").get_json(f"{label}:0") == {"fragments": frags}
