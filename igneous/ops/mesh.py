@@ -26,6 +26,7 @@ __all__ = [
     "seam_safe_dust",
     "fill_holes",
     "forge_box",
+    "forge_blocks",
     "mesh_bounds_nm",
     "encode_precomputed",
     "decode_fragment",
@@ -151,6 +152,59 @@ def forge_box(
         mesh.vertices += origin  # in place: stays float32 (float64 would corrupt to_precomputed)
         yield int(label), mesh
     mesher.clear()
+
+
+def forge_blocks(
+    labels: np.ndarray,
+    resolution: Sequence[float],
+    read_min: Sequence[int],
+    pad_lo: Sequence[int],
+    pad_hi: Sequence[int],
+    block: Sequence[int],
+    simplification_factor: int = 100,
+    max_simplification_error: Optional[float] = 40,
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Mesh a task's read box (unpadded, origin voxel ``read_min``) in sub-blocks of ``block``
+    voxels and yield ``(label, vertices nm, faces)`` per label, the pieces welded.
+
+    zmesh's simplifier costs more than linearly in a label's size: sub-blocks that meet on
+    shared voxel layers, exactly like tasks do, are faster (1.4× at 128³ on the sample) for
+    somewhat more faces, and hold fewer triangles at once. ``pad_lo``/``pad_hi`` are the read
+    box's closed-edge pads; only sub-blocks on those faces get them.
+    """
+    shape = np.asarray(labels.shape[:3], dtype=np.int64)
+    block = np.asarray(block, dtype=np.int64)
+    res = np.asarray(resolution, dtype=np.float64)
+    pad_lo = np.asarray(pad_lo, dtype=np.int64)
+    pad_hi = np.asarray(pad_hi, dtype=np.int64)
+    read_min = np.asarray(read_min, dtype=np.int64)
+    starts = [range(0, max(int(n) - 1, 1), int(b)) for n, b in zip(shape, block)]
+    if all(len(s) == 1 for s in starts):
+        padded = pad_labels(labels, pad_lo, pad_hi)
+        origin = (read_min - pad_lo) * res
+        for label, mesh in forge_box(padded, resolution, origin, simplification_factor, max_simplification_error):
+            yield label, mesh.vertices, mesh.faces
+        del padded
+        return
+    pieces: dict = {}
+    for z in starts[2]:
+        for y in starts[1]:
+            for x in starts[0]:
+                lo = np.array([x, y, z])
+                hi = np.minimum(lo + block, shape - 1) + 1  # +1: the shared voxel layer
+                sub_lo = pad_lo * (lo == 0)
+                sub_hi = pad_hi * (hi == shape)
+                sub = labels[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
+                if not sub.any():
+                    continue
+                padded = pad_labels(np.asfortranarray(sub), sub_lo, sub_hi)
+                origin = (read_min + lo - sub_lo) * res
+                for label, mesh in forge_box(padded, resolution, origin, simplification_factor, max_simplification_error):
+                    pieces.setdefault(label, []).append((mesh.vertices, mesh.faces))
+    for label in sorted(pieces):
+        parts = pieces.pop(label)
+        v, f = parts[0] if len(parts) == 1 else fuse(parts)
+        yield label, v, f
 
 
 def mesh_bounds_nm(vertices: np.ndarray) -> list[int]:

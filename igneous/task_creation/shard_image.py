@@ -28,7 +28,7 @@ from igneous.task_creation.sharding import (
     plan_shard_transfer,
     shard_data_encoding,
 )
-from igneous.task_creation.transfer import check_distinct_layers, create_transfer_cloudvolume
+from igneous.task_creation.transfer import check_distinct_layers, create_transfer_cloudvolume, resolve_translate
 from igneous.tasks.image.shards import ImageShardDownsampleTask, ImageShardTransferTask
 from igneous.types import DownsampleMethods
 from igneous.volumes import normalize_encoding, open_volume, output_encoding
@@ -101,13 +101,8 @@ def prepare_shard_transfer(
     if chunk_size is not None:
         chunk_size = as_triple(chunk_size, "chunk_size")
 
-    translate = Vec(0, 0, 0) if translate is None else as_triple(translate, "translate", positive=False)
     selected = get_bounds(src, bounds, mip, bounds_mip)
-    if dest_voxel_offset is not None:
-        dest_voxel_offset = as_triple(dest_voxel_offset, "dest_voxel_offset", positive=False)
-        if translate.any():
-            raise InvalidParameterError("give translate or dest_voxel_offset, not both")
-        translate = dest_voxel_offset - (selected.minpt if cutout else src.meta.voxel_offset(mip))
+    translate, dest_voxel_offset = resolve_translate(src, mip, selected, translate, dest_voxel_offset, cutout)
 
     existing_spec = None
     dest = create_transfer_cloudvolume(

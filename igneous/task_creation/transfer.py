@@ -124,6 +124,19 @@ def _check_compatible(src: CloudVolume, dest: CloudVolume, mip: int) -> None:
         )
 
 
+def resolve_translate(src, mip: int, selected: Bbox, translate, dest_voxel_offset, cutout: bool) -> tuple[Vec, Optional[Vec]]:
+    """``(translate, dest_voxel_offset)`` as Vecs: a ``dest_voxel_offset`` moves the source origin
+    (or, with ``cutout``, the selected region's corner) there, and excludes ``translate``."""
+    translate = Vec(0, 0, 0) if translate is None else as_triple(translate, "translate", positive=False)
+    if dest_voxel_offset is None:
+        return translate, None
+    dest_voxel_offset = as_triple(dest_voxel_offset, "dest_voxel_offset", positive=False)
+    if translate.any():
+        raise InvalidParameterError("give translate or dest_voxel_offset, not both")
+    origin = selected.minpt if cutout else src.meta.voxel_offset(mip)
+    return dest_voxel_offset - origin, dest_voxel_offset
+
+
 def create_transfer_tasks(
     src_layer_path: str,
     dest_layer_path: str,
@@ -184,14 +197,8 @@ def create_transfer_tasks(
     if chunk_size is not None:
         chunk_size = as_triple(chunk_size, "chunk_size")
 
-    translate = Vec(0, 0, 0) if translate is None else as_triple(translate, "translate", positive=False)
     selected = get_bounds(src, bounds, mip, bounds_mip)
-    if dest_voxel_offset is not None:
-        dest_voxel_offset = as_triple(dest_voxel_offset, "dest_voxel_offset", positive=False)
-        if translate.any():
-            raise InvalidParameterError("give translate or dest_voxel_offset, not both")
-        origin = selected.minpt if cutout else src.meta.voxel_offset(mip)
-        translate = dest_voxel_offset - origin
+    translate, dest_voxel_offset = resolve_translate(src, mip, selected, translate, dest_voxel_offset, cutout)
 
     dest = create_transfer_cloudvolume(
         src,
