@@ -7,6 +7,7 @@ runs in-process (LocalTaskQueue), through a real fq:// queue drained by an
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -64,12 +65,14 @@ def read_layer(path: str, mip: int = 0, **kwargs) -> np.ndarray:
 
 
 def tree(root) -> dict:
-    """Every file under ``root`` with its size: to prove a refused command wrote nothing."""
+    """Every file under ``root`` with a digest of its bytes: to prove a refused command wrote
+    nothing, or a re-run wrote the same bytes."""
     found = {}
     for dirpath, _, files in os.walk(root):
         for name in files:
             full = os.path.join(dirpath, name)
-            found[os.path.relpath(full, root)] = os.path.getsize(full)
+            with open(full, "rb") as f:
+                found[os.path.relpath(full, root)] = hashlib.sha256(f.read()).hexdigest()
     return found
 
 
