@@ -228,9 +228,14 @@ def put_shard(layer_path: str, key: str, spec: dict, number: int, spool: Spool, 
         os.makedirs(directory, exist_ok=True)
         final = os.path.join(directory, name)
         partial = f"{final}.{os.getpid()}.partial"
-        with open(partial, "wb") as out:
-            ShardWriter(spec).write(spool, group, codes, out)
-        os.replace(partial, final)
+        try:
+            with open(partial, "wb") as out:
+                ShardWriter(spec).write(spool, group, codes, out)
+            os.replace(partial, final)
+        except BaseException:
+            if os.path.exists(partial):
+                os.unlink(partial)
+            raise
         return name
     cf = CloudFiles(layer_path, progress=False)
     with tempfile.TemporaryFile(dir=scratch_dir or spool.scratch_dir) as out:

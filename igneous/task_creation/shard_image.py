@@ -124,14 +124,17 @@ def prepare_shard_transfer(
         data_encoding=data_encoding,
     )
     scale["sharding"] = plan.levels[0].spec
-    for extra in dest.info["scales"][mip + 1:]:
-        extra.pop("sharding", None)
     shape = Vec(*plan.task_shape)
-    task_bounds = Bbox.clamp(
-        (selected + translate).expand_to_chunk_size(shape, offset=dest.meta.voxel_offset(mip)),
-        dest.meta.bounds(mip),
-    )
-    if task_bounds != selected + translate:
+    region = selected + translate
+    task_bounds = Bbox.clamp(region.expand_to_chunk_size(shape, offset=dest.meta.voxel_offset(mip)), dest.meta.bounds(mip))
+    if task_bounds != region:
+        if existing_spec is not None:
+            raise InvalidParameterError(
+                f"shards of the existing destination are {'×'.join(map(str, shape))} voxels and are rewritten "
+                f"whole: the region {region.minpt.tolist()}–{region.maxpt.tolist()} would overwrite the rest of "
+                f"{task_bounds.minpt.tolist()}–{task_bounds.maxpt.tolist()}; select shard-aligned bounds or "
+                "choose a new destination"
+            )
         log.info("Sharded writes are whole shards: the region grows to %s", task_bounds)
     kwargs = task_kwargs(
         src_path=src_layer_path,
@@ -282,18 +285,42 @@ def prepare_shard_downsample(
         return PreparedShardJob(info_vol, plan, selected, kwargs)
 
     if explicit:
-        return attempt(wanted)
-    for n in range(wanted, 0, -1):
-        try:
-            job = attempt(n)
-        except InvalidParameterError:
-            if n == 1:
-                raise
-            continue
-        if n < wanted:
-            log.warning("num_mips reduced to %d to fit memory_target %s", n, memory_target)
-        return job
-    raise AssertionError("unreachable")  # pragma: no cover
+        job = attempt(wanted)
+    else:
+        for n in range(wanted, 0, -1):
+            try:
+                job = attempt(n)
+            except InvalidParameterError:
+                if n == 1:
+                    raise
+                continue
+            if n < wanted:
+                log.warning("num_mips reduced to %d to fit memory_target %s", n, memory_target)
+            break
+    if bounds is not None and get_bounds(vol, bounds, mip, bounds_mip) != vol.meta.bounds(mip):
+        _check_partial_rebuild(vol.info, job.vol.info, mip)
+    return job
+
+
+def _check_partial_rebuild(before: dict, after: dict, mip: int) -> None:
+    """A run over part of the layer rewrites only the shards inside its bounds, so every level it
+    touches must keep its layout, and levels it does not rebuild must stay in the info: else the
+    shards outside the bounds would be read with a spec they were not written with, or lost."""
+    old, new = before["scales"], after["scales"]
+    layout = ("size", "voxel_offset", "chunk_sizes", "encoding", "sharding")
+    for level in range(mip + 1, len(old)):
+        if level >= len(new):
+            raise InvalidParameterError(
+                f"bounds cover part of the layer, and the plan would drop mip {level} from the info; "
+                "use num_mips to rebuild it too, or truncate_scales=False"
+            )
+        changed = [k for k in layout if old[level].get(k) != new[level].get(k)]
+        if changed:
+            raise InvalidParameterError(
+                f"bounds cover part of the layer, and mip {level} already exists laid out differently "
+                f"({', '.join(changed)}); use the memory_target, chunk_size and encoding of the run that wrote it, "
+                "or rebuild the whole layer"
+            )
 
 
 def _copy_info(info: dict) -> dict:

@@ -267,8 +267,13 @@ def plan_shard_transfer(
         slab = min(shape[0], size[0]) * min(shape[1], size[1]) * chunk[2] * bpv
         memory = shard_task_memory(slab, chunk_bytes, level.shard_bytes)
         plan = ShardPlan("transfer", shape, level.num_shards, chunk[2], (level,), memory)
-        if plan.peak_bytes <= memory_target or spec is not None:
+        if plan.peak_bytes <= memory_target:
             return plan
+        if spec is not None:
+            raise InvalidParameterError(
+                f"the existing destination's shards of {'×'.join(map(str, shape))} voxels need "
+                f"{plan.peak_bytes:,} bytes per task; raise memory_target to ≥ {_round_up(plan.peak_bytes)}"
+            )
         target //= 2
 
 
@@ -294,6 +299,12 @@ def plan_shard_pyramid(
         InvalidParameterError: when no task box is small enough for ``memory_target``; the
             message names a num_mips, memory_target and chunk_size that would work.
     """
+    chunk_bytes = int(np.prod(chunk)) * bpv
+    if chunk_bytes > SHARD_BYTE_TARGET:
+        raise InvalidParameterError(
+            f"one chunk of {'×'.join(map(str, chunk))} is {chunk_bytes:,} bytes, above the "
+            f"{SHARD_BYTE_TARGET:,}-byte shard target; use a smaller chunk_size"
+        )
     plan, smallest = _plan_pyramid(size, src_chunk, level_sizes, chunk, mip, factor, bpv, memory_target,
                                    data_encodings, minishard_index_encoding)
     if plan is not None:

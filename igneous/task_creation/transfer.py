@@ -87,6 +87,7 @@ def create_transfer_cloudvolume(
     if existing is not None:
         dest = CloudVolume(dst_cloudpath, progress=False, cdn_cache=False)
         _check_compatible(src_vol, dest, mip)
+        _check_existing_layout(dest, mip, chunk_size, encoding, dest_voxel_offset, bounds + Vec(*translate))
         return dest
 
     info = copy.deepcopy(src_vol.info)
@@ -121,6 +122,33 @@ def _check_compatible(src: CloudVolume, dest: CloudVolume, mip: int) -> None:
         raise InvalidParameterError(
             f"existing destination {dest.cloudpath} is {dest.dtype}×{dest.num_channels}; "
             f"source is {src.dtype}×{src.num_channels} (pick a new destination)"
+        )
+
+
+def _check_existing_layout(dest: CloudVolume, mip: int, chunk_size, encoding, dest_voxel_offset, region: Bbox) -> None:
+    """An existing destination keeps its layout: options that would change it are refused rather
+    than silently ignored, and so is a region it cannot hold (tasks would drop what falls outside)."""
+    where = f"existing destination {dest.cloudpath} mip {mip}"
+    have_chunk = tuple(int(c) for c in dest.meta.chunk_size(mip))
+    if chunk_size is not None and tuple(int(c) for c in chunk_size) != have_chunk:
+        raise InvalidParameterError(
+            f"{where} has chunk size {have_chunk}; drop chunk_size or choose a new destination"
+        )
+    if encoding is not None and encoding != dest.meta.encoding(mip):
+        raise InvalidParameterError(
+            f"{where} is encoded {dest.meta.encoding(mip)}; drop encoding or choose a new destination"
+        )
+    have_offset = tuple(int(v) for v in dest.meta.voxel_offset(mip))
+    if dest_voxel_offset is not None and tuple(int(v) for v in dest_voxel_offset) != have_offset:
+        raise InvalidParameterError(
+            f"{where} has voxel offset {have_offset}; drop dest_voxel_offset or choose a new destination"
+        )
+    bounds = dest.meta.bounds(mip)
+    if Bbox.intersection(region, bounds) != region:
+        raise InvalidParameterError(
+            f"the region {region.minpt.tolist()}–{region.maxpt.tolist()} (after translate) is not inside the "
+            f"{where} bounds {bounds.minpt.tolist()}–{bounds.maxpt.tolist()}; select bounds inside it or choose a "
+            "new destination"
         )
 
 

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from cloudvolume import CloudVolume, EmptyVolumeException
 from taskqueue import LocalTaskQueue
 
+from igneous.errors import InvalidParameterError
 from igneous.shards import grid_size, morton_bits
 from igneous.task_creation import (
     create_image_shard_downsample_tasks,
@@ -295,6 +296,89 @@ def test_pyramid_bounds_subset_leaves_other_shards(image, tmp_path):
     check_pyramid(path, data, (2, 2, 1), 1, "avg")
 
 
+# -- existing destinations ---------------------------------------------------------------------
+
+
+def test_replanning_a_transfer_keeps_the_destination_pyramid(image, tmp_path):
+    """Planning into an existing sharded destination leaves its higher levels' specs alone."""
+    data, src = image
+    dst = f"file://{tmp_path / 'dst'}"
+    run(create_image_shard_transfer_tasks(src, dst, memory_target=10**9))
+    run(create_image_shard_downsample_tasks(dst, num_mips=1, memory_target=10**9))
+    level1 = read_layer(dst, mip=1)
+    run(create_image_shard_transfer_tasks(src, dst, memory_target=10**9))
+    assert CloudVolume(dst).image.is_sharded(1)
+    assert np.array_equal(read_layer(dst, mip=1), level1)
+
+
+def test_partial_shard_rewrite_of_an_existing_destination_is_refused(image, tmp_path):
+    data, src = image
+    dst = f"file://{tmp_path / 'dst'}"
+    run(create_image_shard_transfer_tasks(src, dst, memory_target=50000))
+    shard = CloudVolume(dst).scale["sharding"]
+    assert shard["shard_bits"] > 0
+    before = tree(tmp_path / "dst")
+    inside = [OFFSET[0], OFFSET[1], OFFSET[2], OFFSET[0] + 8, OFFSET[1] + 8, OFFSET[2] + 4]
+    with pytest.raises(InvalidParameterError, match="rewritten whole"):
+        create_image_shard_transfer_tasks(src, dst, memory_target=50000, bounds=inside)
+    assert tree(tmp_path / "dst") == before
+
+    # shard-aligned bounds are fine: only those shards are rewritten, from a different source
+    other = make_layer(f"file://{tmp_path / 'other'}", 255 - data, voxel_offset=OFFSET, chunk_size=CHUNK)
+    tasks = create_image_shard_transfer_tasks(other, dst, memory_target=50000)
+    first = list(tasks)[0]
+    box = np.array(first.keywords["offset"]), np.array(first.keywords["shape"])
+    aligned = list(box[0]) + list(box[0] + box[1])
+    run(create_image_shard_transfer_tasks(other, dst, memory_target=50000, bounds=aligned))
+    got = squeeze(read_layer(dst))
+    lo = box[0] - OFFSET
+    hi = np.minimum(lo + box[1], SIZE)
+    want = data.copy()
+    want[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]] = 255 - data[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
+    assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize(
+    "kwargs, needle",
+    [
+        ({"chunk_size": (32, 32, 8)}, "chunk size"),
+        ({"encoding": "png"}, "encoded raw"),
+        ({"dest_voxel_offset": (0, 0, 0)}, "voxel offset"),
+        ({"translate": (1000, 0, 0)}, "not inside"),
+        ({"memory_target": 20000}, "raise memory_target"),
+    ],
+)
+def test_existing_destination_layout_conflicts_are_refused(image, tmp_path, kwargs, needle):
+    data, src = image
+    dst = f"file://{tmp_path / 'dst'}"
+    run(create_image_shard_transfer_tasks(src, dst, memory_target=10**9))
+    before = tree(tmp_path / "dst")
+    with pytest.raises(InvalidParameterError, match=needle):
+        create_image_shard_transfer_tasks(src, dst, **{"memory_target": 10**9, **kwargs})
+    assert tree(tmp_path / "dst") == before
+
+
+def test_partial_pyramid_must_keep_existing_levels(image, tmp_path):
+    data, path = image
+    run(create_image_shard_downsample_tasks(path, num_mips=2, memory_target=10**7))
+    before = tree(tmp_path / "img")
+    part = [OFFSET[0], OFFSET[1], OFFSET[2], OFFSET[0] + 32, OFFSET[1] + 32, OFFSET[2] + 8]
+    with pytest.raises(InvalidParameterError, match="laid out differently"):
+        create_image_shard_downsample_tasks(path, num_mips=2, memory_target=3 * 10**5, bounds=part)
+    with pytest.raises(InvalidParameterError, match="drop mip 2"):
+        create_image_shard_downsample_tasks(path, num_mips=1, memory_target=10**7, bounds=part)
+    assert tree(tmp_path / "img") == before
+    check_pyramid(path, data, (2, 2, 1), 2, "avg")
+
+
+def test_chunk_above_the_shard_target_is_named(tmp_path):
+    from igneous.task_creation.sharding import plan_shard_pyramid
+
+    with pytest.raises(InvalidParameterError, match="above the .*shard target"):
+        plan_shard_pyramid((4096, 4096, 512), (2048, 2048, 256), [(2048, 2048, 512)], (2048, 2048, 256), 0,
+                           (2, 2, 1), 4, 10**12, ["gzip"])
+
+
 # -- bad input -----------------------------------------------------------------------------------
 
 
@@ -322,18 +406,18 @@ def test_bad_input_refused_before_writing(image, tmp_path, args, needle):
 
 def test_bad_api_input(image, tmp_path):
     data, src = image
-    from igneous.errors import InvalidParameterError
-
     before = tree(tmp_path)
     with pytest.raises(InvalidParameterError, match="2,2,1 or 2,2,2"):
         create_image_shard_downsample_tasks(src, factor=(3, 3, 1))
     with pytest.raises(InvalidParameterError, match="minishard_index_encoding"):
         create_image_shard_transfer_tasks(src, f"file://{tmp_path / 'x'}", minishard_index_encoding="br")
+    assert tree(tmp_path) == before
+
+    plain = f"file://{tmp_path / 'plain'}"
+    make_layer(plain, data, chunk_size=CHUNK, voxel_offset=OFFSET)
+    before = tree(tmp_path)
     with pytest.raises(InvalidParameterError, match="not sharded"):
-        create_image_shard_transfer_tasks(src, src.replace("img", "img2"), memory_target=1e9) if False else None
-        make_layer(f"file://{tmp_path / 'plain'}", data, chunk_size=CHUNK)
-        before = tree(tmp_path)
-        create_image_shard_transfer_tasks(src, f"file://{tmp_path / 'plain'}")
+        create_image_shard_transfer_tasks(src, plain)
     assert tree(tmp_path) == before
 
 

@@ -3,7 +3,7 @@
 Each task owns whole shard files, so it never reads, merges or rewrites another task's
 shard: a re-run writes the same bytes. A task streams its box in z-slabs, encodes each
 slab's chunks (two threads: codecs and gzip release the GIL), keeps them in a ``Spool``
-(memory up to half a slab, then a scratch file) and assembles each shard as soon as its
+(memory up to two slabs, then a scratch file) and assembles each shard as soon as its
 last chunk is encoded.
 """
 
@@ -245,15 +245,12 @@ def ImageShardTransferTask(
         first = gridpoints(dest.meta.voxel_offset(mip), dest.meta.chunk_size(mip), box)[:1]
         codes = chunk_codes(first, grid_size(dest.meta.volume_size(mip), dest.meta.chunk_size(mip)))
         name = shard_filename(int(codes[0]) >> (spec["preshift_bits"] + spec["minishard_bits"]), spec)
-        key = dest.meta.key(mip)
-        data = CloudFiles(src.meta.cloudpath).get(f"{src.meta.key(mip)}/{name}", raw=True)
-        if data is None:
-            if not fill_missing:
-                raise ValueError(f"source shard {src.meta.key(mip)}/{name} is missing")
-        else:
-            CloudFiles(dest.meta.cloudpath).put(f"{key}/{name}", data, compress=None, raw=True,
-                                                content_type="application/octet-stream", cache_control="no-cache")
+        src_files = CloudFiles(f"{src.meta.cloudpath.rstrip('/')}/{src.meta.key(mip)}", progress=False)
+        if src_files.exists(name):  # copied file to file (or server side), never held in memory
+            src_files.transfer_to(f"{dest.meta.cloudpath.rstrip('/')}/{dest.meta.key(mip)}", paths=[name])
             return
+        if not fill_missing:
+            raise ValueError(f"source shard {src.meta.key(mip)}/{name} is missing")
 
     chunk_z = int(dest.meta.chunk_size(mip)[2])
     if not translate.any() and _same_chunk_files(src, dest, mip):
