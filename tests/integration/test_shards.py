@@ -120,6 +120,11 @@ def test_transfer_codecs(image, tmp_path):
     run(create_image_shard_transfer_tasks(src2, jpeg, memory_target=100000, encoding="jpeg", encoding_level=95))
     out = squeeze(read_layer(jpeg)).astype(int)
     assert np.mean(np.abs(out - smooth)) < 3
+    jxl = f"file://{tmp_path / 'jxl'}"
+    run(create_image_shard_transfer_tasks(src2, jxl, memory_target=100000, encoding="jxl", encoding_level=90))
+    assert CloudVolume(jxl).scale["sharding"]["data_encoding"] == "raw"
+    out = squeeze(read_layer(jxl)).astype(int)
+    assert np.mean(np.abs(out - smooth)) < 3
 
 
 def test_transfer_translate_cutout_and_offset(image, tmp_path):
@@ -279,6 +284,30 @@ def test_pyramid_lossy_top_level_is_lossless(tmp_path):
     want = tinybrain_pyramid(smooth, (2, 2, 1), 2, "avg")
     assert np.array_equal(squeeze(read_layer(path, mip=2)), squeeze(want[1]))
     assert np.mean(np.abs(squeeze(read_layer(path, mip=1)).astype(int) - squeeze(want[0]))) < 3
+
+
+def test_pyramid_jxl_top_level_is_lossless(tmp_path):
+    smooth = (np.add.outer(np.add.outer(np.arange(100), np.arange(72)), np.arange(40)) % 256).astype(np.uint8)
+    path = make_layer(f"file://{tmp_path / 'l'}", smooth, voxel_offset=OFFSET, chunk_size=CHUNK)
+    run(create_image_shard_downsample_tasks(path, num_mips=2, encoding="jxl", encoding_level=80, memory_target=10**9))
+    scales = CloudVolume(path).info["scales"]
+    assert scales[1]["jxl_quality"] == 80 and scales[2]["jxl_quality"] == 100
+    want = tinybrain_pyramid(smooth, (2, 2, 1), 2, "avg")
+    assert np.array_equal(squeeze(read_layer(path, mip=2)), squeeze(want[1]))
+    assert np.mean(np.abs(squeeze(read_layer(path, mip=1)).astype(int) - squeeze(want[0]))) < 3
+
+
+def test_pyramid_fill_missing(image, tmp_path):
+    data, path = image
+    key = CloudVolume(path).meta.key(0)
+    chunk = sorted(os.listdir(tmp_path / "img" / key))[3]
+    os.remove(tmp_path / "img" / key / chunk)
+    with pytest.raises(EmptyVolumeException):
+        run(create_image_shard_downsample_tasks(path, num_mips=1, memory_target=10**9))
+    run(create_image_shard_downsample_tasks(path, num_mips=1, memory_target=10**9, fill_missing=True))
+    whole = squeeze(np.asarray(CloudVolume(path, fill_missing=True, progress=False)[:, :, :]))
+    assert (whole == 0).sum() > (data == 0).sum()
+    check_pyramid(path, whole, (2, 2, 1), 1, "avg")
 
 
 def test_pyramid_bounds_subset_leaves_other_shards(image, tmp_path):
