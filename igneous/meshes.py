@@ -27,18 +27,22 @@ Merges must look up labels ≥ 2^63 in an IntMap/MapBuffer with :func:`intmap_ke
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import re
-from typing import Iterator, Optional, Sequence
+from typing import Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 from cloudfiles import CloudFiles
+from cloudfiles import paths as cfpaths
 from cloudvolume.lib import Bbox, Vec, getprecision
 
 __all__ = [
     "LEGACY_MESH_TYPE",
     "MULTILOD_MESH_TYPE",
     "COMPRESSION_EXTENSIONS",
+    "remove_other_variants",
     "default_mesh_dir",
     "resolve_mesh_dir",
     "legacy_mesh_info",
@@ -136,6 +140,25 @@ def strip_compression_extension(name: str) -> str:
         if name.endswith(ext):
             return name[: -len(ext)]
     return name
+
+
+_SUFFIX = {None: "", "gzip": ".gz", "br": ".br", "zstd": ".zstd", "bz2": ".bz2", "xz": ".xz"}
+
+
+def remove_other_variants(cloudpath: str, names: Iterable[str], compress: Optional[str]) -> None:
+    """On file:// CloudFiles stores ``name`` as ``name`` + its compression's extension and reads
+    the first variant it finds: remove the variants a new write in ``compress`` would not
+    replace (a re-forge with another ``compress``). Other stores keep one object per name."""
+    where = cfpaths.extract(cloudpath)
+    if where.protocol != "file":
+        return
+    keep = _SUFFIX.get(compress, "")
+    for name in names:
+        base = os.path.join(where.path, name)
+        for ext in ("",) + COMPRESSION_EXTENSIONS:
+            if ext != keep:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(base + ext)
 
 
 def parse_fragment_name(name: str) -> Optional[tuple[int, int, str]]:

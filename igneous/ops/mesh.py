@@ -25,6 +25,7 @@ __all__ = [
     "interior_faces",
     "seam_safe_dust",
     "fill_holes",
+    "place_vertices",
     "forge_box",
     "forge_blocks",
     "mesh_bounds_nm",
@@ -33,6 +34,9 @@ __all__ = [
     "weld",
     "fuse",
 ]
+
+
+FORGE_BLOCK = (256, 256, 256)
 
 
 def closed_edge_padding(read_min, read_max, bounds_min, bounds_max, closed: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -121,23 +125,40 @@ def fill_holes(labels: np.ndarray, level: int, anisotropy: Sequence[float]) -> t
     return np.asfortranarray(filled), np.asfortranarray(holes)
 
 
+def place_vertices(local: np.ndarray, resolution: Sequence[float], origin_vox: Sequence[int]) -> np.ndarray:
+    """Absolute nm (float32) of zmesh's voxel-centred vertices of a box whose ``[0, 0, 0]`` voxel
+    is ``origin_vox``.
+
+    Every box meshes in its own local coordinates, so adding its origin in float32 would round a
+    shared seam vertex differently on each side whenever the resolution is not exact in binary
+    (3.6 nm, 4.1 nm): the welded mesh would crack. A vertex on the half-voxel lattice (every
+    unsimplified vertex, and all the simplifier keeps on a box face) is therefore rebuilt as
+    ``(k/2 + origin) · res`` in float64 from its lattice index ``k``: the same float32 from
+    either side. Vertices the simplifier moved off the lattice keep their position.
+    """
+    res = np.asarray(resolution, dtype=np.float64)
+    q = np.asarray(local, dtype=np.float64) / res * 2.0  # half-voxel units
+    k = np.rint(q)
+    q = np.where(np.abs(q - k) < 1e-3, k, q)
+    return ((q / 2.0 + np.asarray(origin_vox, dtype=np.float64)) * res).astype(np.float32)
+
+
 def forge_box(
     labels: np.ndarray,
     resolution: Sequence[float],
-    origin_nm: Sequence[float],
+    origin_vox: Sequence[int],
     simplification_factor: int = 100,
     max_simplification_error: Optional[float] = 40,
 ) -> Iterator[tuple[int, zmesh.Mesh]]:
     """Mesh every label of ``labels`` (already padded) and yield ``(label, mesh)`` one at a time.
 
-    ``origin_nm`` is the physical position of ``labels[0, 0, 0]``'s low corner, i.e.
-    ``(read.min − pad_lo)·res``; vertices come out float32, absolute nm. Each label is erased
-    from the mesher once taken, so memory holds only the labels not yet yielded.
+    ``origin_vox`` is the voxel position of ``labels[0, 0, 0]``, i.e. ``read.min − pad_lo``;
+    vertices come out float32, absolute nm (``place_vertices``). Each label is erased from the
+    mesher once taken, so memory holds only the labels not yet yielded.
     ``simplification_factor=0`` turns simplification off.
     """
     mesher = zmesh.Mesher(tuple(float(r) for r in resolution))
     mesher.mesh(labels, close=False)
-    origin = np.asarray(origin_nm, dtype=np.float32)
     for label in mesher.ids():
         mesh = mesher.get(
             label,
@@ -149,7 +170,7 @@ def forge_box(
         mesher.erase(label)
         if len(mesh.faces) == 0:
             continue
-        mesh.vertices += origin  # in place: stays float32 (float64 would corrupt to_precomputed)
+        mesh.vertices = place_vertices(mesh.vertices, resolution, origin_vox)
         yield int(label), mesh
     mesher.clear()
 
@@ -160,7 +181,7 @@ def forge_blocks(
     read_min: Sequence[int],
     pad_lo: Sequence[int],
     pad_hi: Sequence[int],
-    block: Sequence[int],
+    block: Optional[Sequence[int]] = None,
     simplification_factor: int = 100,
     max_simplification_error: Optional[float] = 40,
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
@@ -173,16 +194,15 @@ def forge_blocks(
     box's closed-edge pads; only sub-blocks on those faces get them.
     """
     shape = np.asarray(labels.shape[:3], dtype=np.int64)
-    block = np.asarray(block, dtype=np.int64)
-    res = np.asarray(resolution, dtype=np.float64)
+    block = np.asarray(FORGE_BLOCK if block is None else block, dtype=np.int64)
     pad_lo = np.asarray(pad_lo, dtype=np.int64)
     pad_hi = np.asarray(pad_hi, dtype=np.int64)
     read_min = np.asarray(read_min, dtype=np.int64)
     starts = [range(0, max(int(n) - 1, 1), int(b)) for n, b in zip(shape, block)]
     if all(len(s) == 1 for s in starts):
         padded = pad_labels(labels, pad_lo, pad_hi)
-        origin = (read_min - pad_lo) * res
-        for label, mesh in forge_box(padded, resolution, origin, simplification_factor, max_simplification_error):
+        for label, mesh in forge_box(padded, resolution, read_min - pad_lo, simplification_factor,
+                                     max_simplification_error):
             yield label, mesh.vertices, mesh.faces
         del padded
         return
@@ -198,8 +218,9 @@ def forge_blocks(
                 if not sub.any():
                     continue
                 padded = pad_labels(np.asfortranarray(sub), sub_lo, sub_hi)
-                origin = (read_min + lo - sub_lo) * res
-                for label, mesh in forge_box(padded, resolution, origin, simplification_factor, max_simplification_error):
+                origin = read_min + lo - sub_lo
+                for label, mesh in forge_box(padded, resolution, origin, simplification_factor,
+                                             max_simplification_error):
                     pieces.setdefault(label, []).append((mesh.vertices, mesh.faces))
     for label in sorted(pieces):
         parts = pieces.pop(label)

@@ -20,7 +20,7 @@ def cube(n=16, lo=4, hi=10):
 
 
 def test_vertices_are_voxel_centred_absolute_nm():
-    ((label, mesh),) = ops.forge_box(cube(), (4, 4, 40), origin_nm=(100, 200, 400), simplification_factor=0)
+    ((label, mesh),) = ops.forge_box(cube(), (4, 4, 40), origin_vox=(25, 50, 10), simplification_factor=0)
     assert label == 1 and mesh.vertices.dtype == np.float32
     np.testing.assert_array_equal(mesh.vertices.min(0), [100 + 16, 200 + 16, 400 + 160])
     np.testing.assert_array_equal(mesh.vertices.max(0), [100 + 40, 200 + 40, 400 + 400])
@@ -43,23 +43,47 @@ def test_closed_edge_padding_on_dataset_faces_only():
     assert not lo.any() and not hi.any()
 
 
-@pytest.mark.parametrize("reduction, error", [(0, None), (100, 40), (100, 8)])
-def test_seam_vertices_identical_on_both_sides(reduction, error):
-    x, y, z = np.mgrid[:64, :64, :32]
-    ball = (((x - 30) ** 2 + (y - 32) ** 2 + ((z - 16) * 2) ** 2) < 22**2).astype(np.uint16)
-    res = (8, 8, 40)
-    left = ops.pad_labels(np.asfortranarray(ball[:33]), (1, 1, 1), (0, 1, 1))
-    right = ops.pad_labels(np.asfortranarray(ball[32:]), (0, 1, 1), (1, 1, 1))
-    ((_, a),) = ops.forge_box(left, res, np.multiply((-1, -1, -1), res), reduction, error)
-    ((_, b),) = ops.forge_box(right, res, np.multiply((32, -1, -1), res), reduction, error)
-    plane = np.float32(32.5 * 8)  # the centre plane of the shared voxel layer x = 32
-    seam_a = {tuple(v) for v in a.vertices[a.vertices[:, 0] == plane]}
-    seam_b = {tuple(v) for v in b.vertices[b.vertices[:, 0] == plane]}
-    assert len(seam_a) > 20 and seam_a == seam_b
-    v, f = ops.fuse([(a.vertices, a.faces), (b.vertices, b.faces)])
+def boundary_edges(v, f) -> int:
     e = np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]).astype(np.int64), axis=1)
     _, counts = np.unique(e[:, 0] * len(v) + e[:, 1], return_counts=True)
-    assert (counts == 1).sum() == 0  # the fused ball is watertight
+    return int((counts == 1).sum())
+
+
+def ball(shape=(64, 64, 32)):
+    x, y, z = np.mgrid[: shape[0], : shape[1], : shape[2]]
+    return (((x - 30) ** 2 + (y - 32) ** 2 + ((z - 16) * 2) ** 2) < 22**2).astype(np.uint16)
+
+
+@pytest.mark.parametrize("res", [(8, 8, 40), (3.6, 3.6, 33.3), (4.1, 5.7, 45.1)])
+@pytest.mark.parametrize("reduction, error", [(0, None), (100, 40), (100, 8)])
+def test_seam_vertices_identical_on_both_sides(reduction, error, res):
+    """Two boxes meeting on a shared voxel layer, with origins far from 0 and resolutions that are
+    not exact in binary: the seam vertices must be bit-identical so the fused mesh is closed."""
+    b = ball()
+    origin = np.array([1000, 2000, 300])
+    left = ops.pad_labels(np.asfortranarray(b[:33]), (1, 1, 1), (0, 1, 1))
+    right = ops.pad_labels(np.asfortranarray(b[32:]), (0, 1, 1), (1, 1, 1))
+    ((_, a),) = ops.forge_box(left, res, origin + (-1, -1, -1), reduction, error)
+    ((_, c),) = ops.forge_box(right, res, origin + (32, -1, -1), reduction, error)
+    plane = np.float32((origin[0] + 32.5) * np.float64(res[0]))  # centre plane of the shared layer x = 32
+    seam_a = {tuple(v) for v in a.vertices[a.vertices[:, 0] == plane]}
+    seam_c = {tuple(v) for v in c.vertices[c.vertices[:, 0] == plane]}
+    assert len(seam_a) > 20 and seam_a == seam_c
+    v, f = ops.fuse([(a.vertices, a.faces), (c.vertices, c.faces)])
+    assert boundary_edges(v, f) == 0  # the fused ball is watertight
+
+
+@pytest.mark.parametrize("res", [(8, 8, 40), (3.6, 3.6, 33.3)])
+def test_forge_blocks_welds_sub_blocks_into_one_closed_mesh(res):
+    """The multi-block path: sub-blocks share voxel layers like tasks do, and their pieces weld
+    into one closed mesh with the whole box's bounds."""
+    b = ball()
+    pads = ((1, 1, 1), (1, 1, 1))
+    ((_, whole_v, whole_f),) = ops.forge_blocks(b, res, (5, 6, 7), *pads, block=(100, 100, 100))
+    ((_, v, f),) = ops.forge_blocks(b, res, (5, 6, 7), *pads, block=(16, 24, 8))
+    assert boundary_edges(v, f) == 0 and boundary_edges(whole_v, whole_f) == 0
+    np.testing.assert_allclose(v.min(0), whole_v.min(0), atol=float(max(res)))
+    np.testing.assert_allclose(v.max(0), whole_v.max(0), atol=float(max(res)))
 
 
 def test_seam_safe_dust():

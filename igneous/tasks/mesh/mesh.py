@@ -82,10 +82,20 @@ MESH_TASK_DEFAULTS = {
 }
 
 
-@functools.lru_cache(maxsize=2)
+_COUNTS: dict = {}
+
+
 def _voxel_counts(layer_path: str, scale_key: str):
-    """Global counts, read once per worker process (they are immutable while forging)."""
-    return meshes.load_voxel_counts(layer_path, scale_key)
+    """Global counts, read once per worker process and layer (they do not change while a forge
+    runs). A missing file is not remembered: the task fails now, its retry may find it."""
+    key = (layer_path, scale_key)
+    if key not in _COUNTS:
+        counts = meshes.load_voxel_counts(layer_path, scale_key)
+        if counts is None:
+            return None
+        _COUNTS.clear()  # one layer's counts at a time: they can be large
+        _COUNTS[key] = counts
+    return _COUNTS[key]
 
 
 class MeshTask(RegisteredTask):
@@ -128,13 +138,12 @@ class MeshTask(RegisteredTask):
         pad_lo, pad_hi = ops.closed_edge_padding(
             read.minpt, read.maxpt, bounds.minpt, bounds.maxpt, self.closed_dataset_edges
         )
-        origin_nm = (np.asarray(read.minpt) - pad_lo) * np.asarray(resolution, dtype=np.float64)
 
         fragments = {}  # original id -> encoded bytes
         spatial = {}
-        for label, vertices, faces in self._meshes(labels, pad_lo, pad_hi, resolution, origin_nm):
+        for label, vertices, faces in self._meshes(labels, read.minpt, pad_lo, pad_hi, resolution):
             segid = int(originals[label])
-            fragments[segid] = self._encode(vertices, faces, resolution)
+            fragments[segid] = self._encode(segid, vertices, faces, resolution)
             spatial[str(segid)] = ops.mesh_bounds_nm(vertices)
         del labels
 
@@ -194,32 +203,34 @@ class MeshTask(RegisteredTask):
 
     # -- meshing ------------------------------------------------------------------------------
 
-    def _meshes(self, labels, pad_lo, pad_hi, resolution, origin_nm) -> Iterable[tuple[int, np.ndarray, np.ndarray]]:
+    def _meshes(self, labels, read_min, pad_lo, pad_hi, resolution) -> Iterable[tuple[int, np.ndarray, np.ndarray]]:
         """``(renumbered label, vertices nm, faces)`` for every label with a surface."""
-        simplification = int(self.simplification_factor or 0)
-        error = self.max_simplification_error
+        forge = functools.partial(
+            ops.forge_blocks,
+            resolution=resolution,
+            read_min=read_min,
+            pad_lo=pad_lo,
+            pad_hi=pad_hi,
+            simplification_factor=int(self.simplification_factor or 0),
+            max_simplification_error=self.max_simplification_error,
+        )
         holes = {}
         if self.fill_holes and int(self.fill_holes) > 0 and labels.any():
             labels, hole_img = ops.fill_holes(labels, self.fill_holes, resolution)
             if hole_img.any():
-                padded = ops.pad_labels(hole_img, pad_lo, pad_hi)
-                holes = {
-                    lbl: (m.vertices, m.faces)
-                    for lbl, m in ops.forge_box(padded, resolution, origin_nm, simplification, error)
-                }
+                holes = {lbl: (v, f) for lbl, v, f in forge(hole_img)}
         if labels.any():
-            padded = ops.pad_labels(labels, pad_lo, pad_hi)
-            for label, mesh in ops.forge_box(padded, resolution, origin_nm, simplification, error):
+            for label, v, f in forge(labels):
                 if label in holes:
-                    v, f = ops.fuse([(mesh.vertices, mesh.faces), holes.pop(label)])
-                    yield label, v, f
+                    yield (label, *ops.fuse([(v, f), holes.pop(label)]))
                 else:
-                    yield label, mesh.vertices, mesh.faces
+                    yield label, v, f
         for label, (v, f) in holes.items():
             yield label, v, f
 
-    def _encode(self, vertices, faces, resolution) -> bytes:
-        if self.encoding == "draco":
+    def _encode(self, segid: int, vertices, faces, resolution) -> bytes:
+        # .frags always hold Precomputed meshes (SPEC §4.2): the sharded merge Draco-encodes them
+        if self.encoding == "draco" and not self.sharded:
             import DracoPy
 
             settings = draco_encoding_settings(
@@ -227,8 +238,8 @@ class MeshTask(RegisteredTask):
             )
             try:
                 return DracoPy.encode(vertices, faces, **settings)
-            except Exception:  # Draco refuses all-degenerate meshes; keep the geometry losslessly
-                log.warning("Draco refused a fragment; storing it as a Precomputed mesh")
+            except Exception as err:  # Draco refuses all-degenerate meshes; keep the geometry losslessly
+                log.warning("label %d: Draco refused its fragment (%s); stored as a Precomputed mesh", segid, err)
         return ops.encode_precomputed(vertices, faces)
 
     # -- writing ------------------------------------------------------------------------------
@@ -249,6 +260,9 @@ class MeshTask(RegisteredTask):
             return
         cf = meshes.mesh_files(self.layer_path)
         compress = self.compress if self.compress not in (None, False, "none", "false") else None
+        meshes.remove_other_variants(
+            self.layer_path, (f"{mesh_dir}/{meshes.fragment_filename(s, self.lod, box)}" for s in fragments), compress
+        )
         cf.puts(
             (
                 (f"{mesh_dir}/{meshes.fragment_filename(segid, self.lod, box)}", data)
