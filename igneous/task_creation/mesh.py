@@ -127,18 +127,22 @@ def check_forge_complete(vol: CloudVolume, layer_path: str, mesh_dir: str, info:
         )
 
 
+def forge_record(vol: CloudVolume, mesh_dir: str) -> dict:
+    """The parameters of the last forge planned into ``mesh_dir``, from the layer's provenance
+    ({} when none is recorded, e.g. a forge by a tool that keeps no provenance)."""
+    for record in reversed(vol.provenance.processing):
+        method = record.get("method") if isinstance(record, dict) else None
+        if isinstance(method, dict) and method.get("task") == "MeshTask" and method.get("mesh_dir") == mesh_dir:
+            return method
+    return {}
+
+
 def check_forged_object_ids(vol: CloudVolume, layer_path: str, mesh_dir: str, info: dict) -> None:
     """When the forge asked for ``object_ids``, each must occur in the spatial index (§3.11)."""
-    records = [
-        p["method"]
-        for p in vol.provenance.processing
-        if isinstance(p.get("method"), dict)
-        and p["method"].get("task") == "MeshTask"
-        and p["method"].get("mesh_dir") == mesh_dir
-    ]
-    if not records or not records[-1].get("object_ids") or "spatial_index" not in info:
+    record = forge_record(vol, mesh_dir)
+    if not record.get("object_ids") or "spatial_index" not in info:
         return
-    wanted = {int(x) for x in records[-1]["object_ids"]}
+    wanted = {int(x) for x in record["object_ids"]}
     mip = int(info.get("mip", 0))
     names = meshes.expected_spatial_names(vol.meta.bounds(mip), info)
     cf = CloudFiles(meshes.mesh_path(layer_path, mesh_dir))
@@ -247,12 +251,19 @@ def create_meshing_tasks(
         _check_ids_exist(counts, object_ids, f"per {meshes.voxel_counts_filename(vol.meta.key(mip))}")
 
     mesh_dir = meshes.resolve_mesh_dir(vol.info, mesh_dir) or meshes.default_mesh_dir(mip, max_simplification_error)
+    _check_forge_target(layer_path, mesh_dir, mip, shape)
     if not dry_run:
         if "mesh" not in vol.info:
             vol.info["mesh"] = mesh_dir
             vol.commit_info()
         mesh_info = meshes.legacy_mesh_info(mip, shape, vol.info["scales"][mip]["resolution"], spatial_index)
         meshes.write_mesh_info(layer_path, mesh_dir, mesh_info)
+        if spatial_index:
+            # .spatial files are each box's "forged" marker: ones left by an earlier forge plan or by
+            # `spatial-index create` must not vouch for boxes this forge has not done yet.
+            CloudFiles(meshes.mesh_path(layer_path, mesh_dir)).delete(
+                meshes.expected_spatial_names(vol.meta.bounds(mip), mesh_info)
+            )
 
     kwargs = task_kwargs(
         mip=mip,
@@ -290,6 +301,21 @@ def create_meshing_tasks(
     )
 
 
+def _check_forge_target(layer_path: str, mesh_dir: str, mip: int, shape) -> None:
+    """A forge may repeat an earlier forge of ``mesh_dir``, never overlay another grid or
+    overwrite the info of meshes that were already merged to multi-resolution."""
+    existing = meshes.read_mesh_info(layer_path, mesh_dir)
+    if existing is None:
+        return
+    kind = existing.get("@type", meshes.LEGACY_MESH_TYPE)
+    if kind != meshes.LEGACY_MESH_TYPE:
+        raise InvalidParameterError(
+            f"{mesh_dir} holds merged {kind} meshes; forge into another mesh_dir, or remove them first "
+            "(`igneous mesh rm`)"
+        )
+    check_same_grid(existing, shape, mip, mesh_dir, what="a new forge")
+
+
 # -- legacy merge ------------------------------------------------------------------------------
 
 
@@ -308,6 +334,17 @@ def create_mesh_manifest_tasks(layer_path: str, magnitude: int = 3, mesh_dir: Op
         raise InvalidParameterError(
             f"{layer_path}/{mesh_dir} holds {info.get('@type')} meshes, not forged legacy fragments: "
             f"forge again to rebuild legacy manifests"
+        )
+    forge = forge_record(vol, mesh_dir)
+    if forge.get("sharded"):
+        raise InvalidParameterError(
+            f"{layer_path}/{mesh_dir} was forged --sharded (.frags): merge it with `igneous mesh merge-sharded`"
+        )
+    if forge.get("encoding") == "draco":
+        raise InvalidParameterError(
+            f"{layer_path}/{mesh_dir} was forged with Draco fragments, which legacy meshes cannot hold "
+            "(CloudVolume and Neuroglancer read them as Precomputed): merge with --nlod 1 or more, or forge "
+            "again with the precomputed encoding"
         )
     check_forge_complete(vol, layer_path, mesh_dir, info)
     check_forged_object_ids(vol, layer_path, mesh_dir, info)
@@ -363,7 +400,16 @@ def create_mesh_deletion_tasks(layer_path: str, magnitude: int = 3, mesh_dir: Op
     magnitude = _check_nonnegative_int(magnitude, "magnitude")
     if magnitude < 1:
         raise InvalidParameterError("magnitude must be an integer >= 1; got 0")
-    vol, mesh_dir, info = require_mesh_info(layer_path, mesh_dir)
+    vol = open_segmentation(layer_path, 0)
+    found = meshes.resolve_mesh_dir(vol.info, mesh_dir)
+    info = meshes.read_mesh_info(layer_path, found) if found else None
+    if info is None:
+        # a deletion whose tasks were lost already removed the info: finish it with one task
+        if found and next(iter(CloudFiles(meshes.mesh_path(layer_path, found)).list()), None) is not None:
+            log.info("%s/%s has no info left; one task deletes every file in it", layer_path, found)
+            return [functools.partial(DeleteMeshFilesTask, layer_path, "", mesh_dir=found)]
+        require_mesh_info(layer_path, mesh_dir)  # refuses, naming what is missing
+    mesh_dir = found
     cf = CloudFiles(meshes.mesh_path(layer_path, mesh_dir))
     cf.delete("info")
     if "sharding" in info:
@@ -449,6 +495,6 @@ from igneous.task_creation.multires import (  # noqa: E402
     create_sharded_multires_mesh_tasks,
     create_unsharded_multires_mesh_tasks,
 )
-from igneous.task_creation.spatial_index import create_spatial_index_mesh_tasks  # noqa: E402
+from igneous.task_creation.spatial_index import check_same_grid, create_spatial_index_mesh_tasks  # noqa: E402
 
 _reexported = (configure_multires_info,)

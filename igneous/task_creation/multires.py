@@ -86,14 +86,12 @@ def _forged(layer_path: str, mesh_dir: Optional[str]):
 
 def forge_max_error(vol: CloudVolume, mesh_dir: str) -> float:
     """The forge's ``max_simplification_error`` (nm) from the layer's provenance (SPEC default 40)."""
-    for record in reversed(vol.provenance.processing):
-        method = record.get("method") if isinstance(record, dict) else None
-        if isinstance(method, dict) and method.get("task") == "MeshTask" and method.get("mesh_dir") == mesh_dir:
-            try:
-                return float(method.get("max_simplification_error", DEFAULT_LOD_MAX_ERROR))
-            except (TypeError, ValueError):
-                break
-    return DEFAULT_LOD_MAX_ERROR
+    from igneous.task_creation.mesh import forge_record
+
+    try:
+        return float(forge_record(vol, mesh_dir).get("max_simplification_error", DEFAULT_LOD_MAX_ERROR))
+    except (TypeError, ValueError):
+        return DEFAULT_LOD_MAX_ERROR
 
 
 def multires_info(
@@ -266,9 +264,13 @@ def _check_frags_complete(vol: CloudVolume, frag_root: str, mesh_dir: str, info:
 
 
 def _check_spatial_db(spatial_index_db: Optional[str]) -> None:
+    """The database must exist and index every ``.spatial`` file of the finished forge: one
+    exported before the forge finished would silently drop labels and fragments."""
     if not spatial_index_db:
         return
     from cloudvolume.datasource.precomputed.spatial_index import connect
+
+    from igneous.task_creation.spatial_index import files_missing_at_export
 
     try:
         conn = connect(spatial_index_db)
@@ -289,6 +291,12 @@ def _check_spatial_db(spatial_index_db: Optional[str]) -> None:
         ) from None
     finally:
         conn.close()
+    missing = files_missing_at_export(spatial_index_db)
+    if missing:
+        raise InvalidParameterError(
+            f"spatial_index_db {spatial_index_db} was exported while {len(missing)} forge boxes had no .spatial "
+            f"file (e.g. {', '.join(missing[:3])}): export it again with `igneous mesh spatial-index db`"
+        )
 
 
 def _all_labels(cloudpath: str, spatial_index_db: Optional[str], info: dict) -> np.ndarray:

@@ -73,7 +73,7 @@ def create_spatial_index_mesh_tasks(
     compress = normalize_compress(compress, "raw") if compress is not None else None
     mesh_dir = meshes.resolve_mesh_dir(vol.info, mesh_dir) or meshes.default_mesh_dir(mip, 40)
     existing = meshes.read_mesh_info(cloudpath, mesh_dir) or {}
-    _check_same_grid(existing, shape, mip, mesh_dir)
+    check_same_grid(existing, shape, mip, mesh_dir)
 
     resolution = vol.info["scales"][mip]["resolution"]
     new_info = dict(existing)
@@ -100,16 +100,19 @@ def create_spatial_index_mesh_tasks(
     return GridTasks(vol.meta.bounds(mip), shape, functools.partial(SpatialIndexTask, **kwargs), finish)
 
 
-def _check_same_grid(existing: dict, shape, mip: int, mesh_dir: str) -> None:
+def check_same_grid(existing: dict, shape, mip: int, mesh_dir: str, what: str = "the spatial index") -> None:
+    """``what`` must use the forge grid recorded in ``{mesh_dir}/info`` (task shape and mip):
+    fragments and ``.spatial`` files of two grids in one directory would overlap."""
     recorded = existing.get("chunk_size")
     if recorded is not None and [int(s) for s in recorded] != [int(s) for s in shape]:
         raise InvalidParameterError(
-            f"{mesh_dir}/info records forge task shape {','.join(map(str, recorded))}; the spatial index "
-            f"must use the same grid: pass shape={','.join(map(str, recorded))}"
+            f"{mesh_dir}/info records forge task shape {','.join(map(str, recorded))}; {what} "
+            f"must use the same grid: pass shape={','.join(map(str, recorded))} or use another mesh directory"
         )
     if "mip" in existing and int(existing["mip"]) != int(mip):
         raise InvalidParameterError(
-            f"{mesh_dir} was forged at mip {existing['mip']}; build its spatial index at mip {existing['mip']}"
+            f"{mesh_dir} was forged at mip {existing['mip']}; {what} must use mip {existing['mip']} "
+            "or another mesh directory"
         )
 
 
@@ -194,13 +197,12 @@ def export_spatial_index_db(
             f"spatial index file names longer than {MAX_INDEX_FILENAME} characters cannot be stored "
             f"(e.g. {too_long[0]}); rebuild the index with a larger shape"
         )
-    if not allow_missing:
-        missing, total = meshes.missing_spatial_boxes(cloudpath, mesh_dir, vol.meta.bounds(mip), info)
-        if missing:
-            raise InvalidParameterError(
-                f"{len(missing)} of {total} .spatial files are missing (e.g. {missing[0]}); run "
-                f"`igneous mesh spatial-index create` or pass --allow-missing"
-            )
+    missing, total = meshes.missing_spatial_boxes(cloudpath, mesh_dir, vol.meta.bounds(mip), info)
+    if missing and not allow_missing:
+        raise InvalidParameterError(
+            f"{len(missing)} of {total} .spatial files are missing (e.g. {missing[0]}); run "
+            f"`igneous mesh spatial-index create` or pass --allow-missing"
+        )
     if parsed["scheme"] == "mysql":
         _check_mysql_server(database)
 
@@ -219,6 +221,51 @@ def export_spatial_index_db(
             index.to_sql(database, progress=progress, allow_missing=allow_missing, parallel=parallel)
     except SpatialIndexGapError as err:
         raise InvalidParameterError(f"a .spatial file is missing ({err}); pass --allow-missing to skip it") from None
+    record_missing_files(database, missing)
+
+
+MISSING_TABLE = "igneous_missing_files"
+
+
+def _bind(database: str) -> str:
+    return "?" if parse_db_path(database)["scheme"] == "sqlite" else "%s"
+
+
+def record_missing_files(database: str, missing: Sequence[str]) -> None:
+    """Note in the database which ``.spatial`` files did not exist at export (``--allow-missing``).
+
+    CloudVolume's tables cannot tell a missing file from an empty one, so without this a
+    database exported before the forge finished would silently drop labels from a merge.
+    """
+    from cloudvolume.datasource.precomputed.spatial_index import connect
+
+    conn = connect(database)
+    try:
+        cur = conn.cursor()
+        cur.execute(f"DROP TABLE IF EXISTS {MISSING_TABLE}")
+        cur.execute(f"CREATE TABLE {MISSING_TABLE} (filename VARCHAR({MAX_INDEX_FILENAME}) NOT NULL)")
+        if missing:
+            cur.executemany(f"INSERT INTO {MISSING_TABLE} (filename) VALUES ({_bind(database)})", [(n,) for n in missing])
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def files_missing_at_export(database: str) -> Optional[list[str]]:
+    """The ``.spatial`` files absent when ``database`` was exported; None if it was not
+    exported by Igneous (no record)."""
+    from cloudvolume.datasource.precomputed.spatial_index import connect
+
+    conn = connect(database)
+    try:
+        cur = conn.cursor()
+        try:
+            cur.execute(f"SELECT filename FROM {MISSING_TABLE}")
+        except Exception:
+            return None
+        return [row[0] for row in cur.fetchall()]
+    finally:
+        conn.close()
 
 
 def _first_label_beyond(index, limit: int, allow_missing: bool) -> Optional[int]:

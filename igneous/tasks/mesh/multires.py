@@ -329,7 +329,12 @@ def create_mesh_shard(
     shard = synthesize_shard_file(spec, payloads, data_offset=offsets)
     cf = _files(_join(cloudpath, mesh_dir))
     cf.put(f"{shard_no}.shard", shard, compress=None, content_type="application/octet-stream", cache_control="no-cache")
-    verify_shard(cf.get(f"{shard_no}.shard"), spec, expected, shard_no)
+    try:
+        verify_shard(cf.get(f"{shard_no}.shard"), spec, expected, shard_no)
+    except Exception:
+        # a shard on disk means "finished" to `mesh clean`, which then deletes the .frags it came from
+        cf.delete(f"{shard_no}.shard")
+        raise
     return shard
 
 
