@@ -44,7 +44,7 @@ def _layer_labels(path: str) -> set:
     return labels
 
 
-def _check_forge(path: str, merged: bool) -> tuple[list, int]:
+def _check_forge(path: str, merged: bool) -> tuple[list, int, int]:
     from cloudfiles import CloudFiles
     from cloudvolume import CloudVolume
 
@@ -67,6 +67,7 @@ def _check_forge(path: str, merged: bool) -> tuple[list, int]:
         manifests = {int(n.split(":")[0]) for n in names if len(n.split(":")) == 2}
         if manifests != expected:
             problems.append(f"{len(expected - manifests)} labels without a manifest")
+    faces = _count_faces(cf, names)
     rng = np.random.default_rng(0)
     sample = rng.choice(sorted(expected), size=min(5, len(expected)), replace=False)
     for label in sample:
@@ -76,7 +77,15 @@ def _check_forge(path: str, merged: bool) -> tuple[list, int]:
         _, counts = np.unique(e[:, 0] * (len(v) + 1) + e[:, 1], return_counts=True)
         if (counts == 1).any():
             problems.append(f"label {label} is not closed ({int((counts == 1).sum())} boundary edges)")
-    return problems, len(expected)
+    return problems, len(expected), faces
+
+
+def _count_faces(cf, names) -> int:
+    """Triangles in every forged fragment (``segid:0:BBOX``): the output size the speed buys."""
+    from igneous.ops.mesh import decode_fragment
+
+    fragments = [n for n in names if n.count(":") == 2]
+    return sum(len(decode_fragment(item["content"])[1]) for item in cf.get(fragments) if item["content"])
 
 
 def forge(layer: str, shape, max_simplification_error, simplification: bool, merge: bool, profile=None) -> dict:
@@ -101,7 +110,7 @@ def forge(layer: str, shape, max_simplification_error, simplification: bool, mer
             with timer.phase("merge"):
                 submit_tasks(tc.create_mesh_manifest_tasks(path), queue=None, parallel=1, progress=False)
     wall, cpu = timer.total("wall_s"), timer.total("cpu_s")
-    problems, nlabels = _check_forge(path, merge)
+    problems, nlabels, faces = _check_forge(path, merge)
     import json
 
     with open(os.path.join(layer, "info")) as f:
@@ -113,6 +122,7 @@ def forge(layer: str, shape, max_simplification_error, simplification: bool, mer
         "tasks": ntasks,
         "task_shape": list(shape),
         "labels": nlabels,
+        "faces": faces,
         "input_voxels": int(np.prod(size)),
         "rss_before_work_mb": rss_before,
         "problems": problems,
@@ -185,6 +195,7 @@ def _mesh_stage(runner, name: str, layer_dir: str, repeat: int, merge: bool, pro
         "floor_mvox_s": mvox(floor_best),
         "ratio_to_floor": best["wall_s"] / floor_best["wall_s"] if best and floor_best else None,
         "cpu_ratio_to_floor": best["cpu_s"] / floor_best["wall_s"] if best and floor_best else None,
+        "faces_to_floor": best["faces"] / floor_best["faces"] if best and floor_best else None,
     }
     if profile and best:
         src = fresh_copy(os.path.dirname(layer_dir), os.path.basename(layer_dir), work, "input")
@@ -203,8 +214,9 @@ def _mesh_stage(runner, name: str, layer_dir: str, repeat: int, merge: bool, pro
     if best:
         print(
             f"  {name}: {best['wall_s']:.2f} s ({result['mvox_s']:.2f} Mvox/s, {best['tasks']} tasks, "
-            f"{best['labels']} labels), peak RSS {best['peak_rss_mb']:.0f} MB; floor {floor_wall}; "
-            f"ratio {result['ratio_to_floor'] or float('nan'):.2f}; checks {checks}",
+            f"{best['labels']} labels, {best['faces']:,} faces), peak RSS {best['peak_rss_mb']:.0f} MB; "
+            f"floor {floor_wall}; ratio {result['ratio_to_floor'] or float('nan'):.2f}; "
+            f"faces/floor {result['faces_to_floor'] or float('nan'):.2f}; checks {checks}",
             flush=True,
         )
     return result
