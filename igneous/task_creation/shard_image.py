@@ -276,6 +276,11 @@ def prepare_shard_downsample(
             info_vol.info["scales"][level.mip]["sharding"] = level.spec
         if lossless_top:
             log.warning("num_mips > 1: mip %d is stored %s so later passes do not compound loss", mip + n, lossless_top)
+        elif n == 1 and normalize_encoding(written) in LOSSY:
+            log.warning(
+                "mip %d is stored %s, lossy: a later pass built from it compounds the loss (use num_mips > 1 to "
+                "keep the top level lossless)", mip + 1, written,
+            )
         selected = get_bounds(vol, bounds, mip, bounds_mip, chunk_size=plan.task_shape)
         kwargs = task_kwargs(
             src_path=cloudpath, mip=mip, fill_missing=bool(fill_missing), sparse=bool(sparse),
