@@ -26,6 +26,15 @@ def test_sharded_transfer_and_pyramid_on_s3(aws, s3_bucket):
     assert names and all(n.endswith(".shard") for n in names)  # no .shard.gz: range reads must work
     np.testing.assert_array_equal(read_layer(dst)[..., 0], whole)
 
+    # the same layout again: each shard is copied object to object, byte for byte
+    copy = f"s3://{bucket}/copy"
+    LocalTaskQueue(parallel=1, progress=False).insert_all(
+        tc.create_image_shard_transfer_tasks(dst, copy, memory_target=60000)
+    )
+    for name in names:
+        assert CloudFiles(copy).get(name) == CloudFiles(dst).get(name), name
+    np.testing.assert_array_equal(read_layer(copy)[..., 0], whole)
+
     LocalTaskQueue(parallel=1, progress=False).insert_all(
         tc.create_image_shard_downsample_tasks(dst, num_mips=2, memory_target=10**6)
     )
