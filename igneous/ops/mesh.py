@@ -189,9 +189,11 @@ def forge_blocks(
     voxels and yield ``(label, vertices nm, faces)`` per label, the pieces welded.
 
     zmesh's simplifier costs more than linearly in a label's size: sub-blocks that meet on
-    shared voxel layers, exactly like tasks do, are faster (1.4× at 128³ on the sample) for
-    somewhat more faces, and hold fewer triangles at once. ``pad_lo``/``pad_hi`` are the read
-    box's closed-edge pads; only sub-blocks on those faces get them.
+    shared voxel layers, exactly like tasks do, are faster and hold fewer triangles at once,
+    for more faces along their planes (448³ tasks of the 512³ sample with 256³ blocks: about
+    1.2× faster, a third of the memory, +24% faces; 128³ blocks: 1.6×, +59%).
+    ``pad_lo``/``pad_hi`` are the read box's closed-edge pads; only sub-blocks on those faces
+    get them.
     """
     shape = np.asarray(labels.shape[:3], dtype=np.int64)
     block = np.asarray(FORGE_BLOCK if block is None else block, dtype=np.int64)

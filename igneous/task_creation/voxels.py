@@ -20,6 +20,7 @@ from mapbuffer import IntMap
 from tqdm import tqdm
 
 from igneous.errors import InvalidParameterError
+from igneous.meshes import remove_other_variants
 from igneous.ops.voxels import counts_from_json, merge_counts
 from igneous.task_creation.common import GridTasks, record_provenance, task_kwargs
 from igneous.tasks.image.common import task_box
@@ -121,15 +122,6 @@ def _check_complete(vol: CloudVolume, mip: int, cf: CloudFiles, expected: list) 
         )
 
 
-def _delete_every_variant(cf: CloudFiles, path: str) -> None:
-    """Remove ``path`` in every compression: on file:// an old ``.im.gz`` would otherwise
-    shadow a new ``.im.zstd`` (CloudFiles reads the first variant it finds)."""
-    for _ in range(8):  # one variant per delete: none, .gz, .br, .zstd, .bz2, .xz, .lzma
-        if not cf.exists(path):
-            return
-        cf.delete(path)
-
-
 def accumulate_voxel_counts(
     cloudpath: str,
     mip: int,
@@ -178,7 +170,8 @@ def accumulate_voxel_counts(
     labels, counts = total
     intmap = IntMap(dict(zip(labels.tolist(), counts.tolist())))
     data = intmap.tobytes()
-    _delete_every_variant(cf, intmap_path(vol, mip))
+    # on file:// an old .im.gz would shadow a new .im.zstd (CloudFiles reads the first variant)
+    remove_other_variants(vol.meta.cloudpath, [intmap_path(vol, mip)], compress or None)
     cf.put(
         intmap_path(vol, mip),
         data,
