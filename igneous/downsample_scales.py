@@ -16,17 +16,27 @@
 # compute_two_dimensional_near_isotropic_downsampling_scales) is derived from
 # Neuroglancer's python/neuroglancer/downsample_scales.py, Copyright 2016 Google Inc.,
 # licensed under the Apache License, Version 2.0.
-"""Scale and task-shape arithmetic for image pyramids.
+"""Scale and task-shape arithmetic for image pyramids (SPEC §2.5, the reference's rules).
 
-Two kinds of question are answered here, both pure arithmetic apart from the two
-functions that edit a layer's ``info``:
+Two kinds of question are answered here, all pure arithmetic apart from the two SPEC
+functions that edit a layer's ``info`` (:func:`create_downsample_scales`, :func:`add_scales`,
+which delegate the editing to :mod:`igneous.scales`):
 
 * *Which scales?* Neuroglancer-style scale series (near-isotropic, two-dimensional,
   plane), and the per-step factors between them.
-* *How big a task?* How many pyramid levels a task shape can write without sharing a
-  chunk with a neighbouring task (:func:`compute_factors`), and how many levels or how
-  large a task fits a memory budget (:func:`num_mips_from_memory_target`,
-  :func:`downsample_shape_from_memory_target`).
+* *How big a task, and how many levels?* How many pyramid levels a task writes
+  (:func:`compute_factors`), and how many levels or how large a task fits a memory budget
+  (:func:`num_mips_from_memory_target`, :func:`downsample_shape_from_memory_target`).
+
+How many levels (the rule the reference Igneous plans by, made exact): with ``r`` the
+chunks per downsampled axis that one task covers (its shape clipped to the volume, divided
+by the chunk size), levels go on while every axis still spans at least one whole chunk,
+plus one last level when that one fits in a single chunk on every axis. So a 2048² layer in
+128² chunks gets 4 levels (the last one chunk), 600² in 64² gets 4 (the last 38², one
+chunk), 333×777 in 32² gets 3 (a fourth, 21×49, would neither fill a chunk nor fit in one).
+Levels below a chunk cost files and requests and Neuroglancer never asks for them. On an
+axis that several tasks share, a level must also be whole chunks of every task, so
+neighbours never write the same chunk.
 
 Memory model: a task that reads ``V`` voxels at the base level and writes ``N`` levels with a
 per-level factor whose product is ``f`` holds ``V·(1 + 1/f + 1/f² + …)`` voxels, bounded by
@@ -38,7 +48,6 @@ from __future__ import annotations
 
 import logging
 import math
-from decimal import Decimal
 from fractions import Fraction
 from typing import List, Sequence, Tuple, Union
 
@@ -47,7 +56,9 @@ from cloudvolume import CloudVolume
 from cloudvolume.lib import Vec
 
 from igneous.errors import InvalidParameterError
-from igneous.volumes import normalize_encoding, open_volume, set_encoding
+from igneous.scales import add_pyramid, new_chunk_size
+from igneous.validate import byte_budget, count, downsample_factor, int_vector, is_int, plain, whole
+from igneous.volumes import open_volume
 
 __all__ = [
     "DEFAULT_MAX_DOWNSAMPLING",
@@ -64,6 +75,7 @@ __all__ = [
     "add_scales",
     "downsample_shape_from_memory_target",
     "num_mips_from_memory_target",
+    "task_memory",
 ]
 
 log = logging.getLogger(__name__)
@@ -77,97 +89,18 @@ Number = Union[int, float]
 
 _AXIS_FACTORS = {"x": (1, 2, 2), "y": (2, 1, 2), "z": (2, 2, 1)}
 # The memory-target shape search grows every downsampled axis of the chunk together; these
-# are the factors the CLI (`design ds-memory`, `image xfer`) is specified to accept.
+# are the factors the CLI (`design ds-memory`, `image xfer`) is specified to accept. A
+# factor of 1,1,1 (a plain copy) grows x and y, as 2,2,1 does.
 _MEMORY_SHAPE_FACTORS = ((1, 1, 1), (2, 2, 1), (2, 2, 2))
-# Encoding parameters a new scale inherits from the level it is downsampled from.
-_ENCODING_PARAMS = (
-    "compressed_segmentation_block_size",
-    "jpeg_quality",
-    "jxl_quality",
-    "jxl_effort",
-    "png_level",
-    "fpzip_precision",
-)
-
-
-# ---------------------------------------------------------------------------------------
-# validation helpers
-
-
-def _is_int(value) -> bool:
-    if isinstance(value, (bool, np.bool_)):
-        return False
-    if isinstance(value, (int, np.integer)):
-        return True
-    return isinstance(value, (float, np.floating)) and float(value).is_integer()
-
-
-def _show(value):
-    try:
-        return tuple(int(v) if _is_int(v) else v for v in value)
-    except TypeError:
-        return value
-
-
-def _int_vector(value, name: str, length: int | None = 3, minimum: int = 1) -> Tuple[int, ...]:
-    """``value`` as a tuple of ints, each ≥ ``minimum``; ``length`` None accepts any length ≥ 1."""
-    try:
-        items = list(value)
-    except TypeError:
-        items = None
-    wanted = "one or more" if length is None else str(length)
-    if (
-        items is None
-        or not items
-        or (length is not None and len(items) != length)
-        or any(not _is_int(v) or int(v) < minimum for v in items)
-    ):
-        raise InvalidParameterError(f"{name} must be {wanted} integers ≥ {minimum}; got {_show(value)!r}")
-    return tuple(int(v) for v in items)
-
-
-def _positive_int(value, name: str) -> int:
-    if not _is_int(value) or int(value) < 1:
-        raise InvalidParameterError(f"{name} must be an integer ≥ 1; got {value!r}")
-    return int(value)
-
-
-def _count(value, name: str, minimum: int, allow_inf: bool = True) -> Number:
-    """An integer ≥ ``minimum``, or infinity when ``allow_inf``."""
-    if allow_inf and isinstance(value, (float, np.floating)) and math.isinf(value) and value > 0:
-        return math.inf
-    if not _is_int(value) or int(value) < minimum:
-        upper = ", or inf" if allow_inf else ""
-        raise InvalidParameterError(f"{name} must be an integer ≥ {minimum}{upper}; got {value!r}")
-    return int(value)
 
 
 def _limit(value, name: str, minimum: float) -> float:
     """A number ≥ ``minimum`` (infinity allowed)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise InvalidParameterError(f"{name} must be a number ≥ {minimum}; got {value!r}")
+        raise InvalidParameterError(f"{name} must be a number >= {minimum}; got {plain(value)!r}")
     if math.isnan(value) or value < minimum:
-        raise InvalidParameterError(f"{name} must be a number ≥ {minimum}; got {value!r}")
+        raise InvalidParameterError(f"{name} must be a number >= {minimum}; got {plain(value)!r}")
     return float(value)
-
-
-def _budget(value, name: str, allow_inf: bool) -> Number:
-    """A byte budget: a positive number (infinity only when ``allow_inf``)."""
-    ok = not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, float, np.integer, np.floating))
-    if ok and isinstance(value, (float, np.floating)):
-        ok = not math.isnan(value) and (allow_inf or not math.isinf(value))
-    if not ok or value <= 0:
-        kind = "a positive number of bytes" if allow_inf else "a positive, finite number of bytes"
-        raise InvalidParameterError(f"{name} must be {kind}; got {value!r}")
-    return value
-
-
-def _factor(factor, name: str = "factor") -> Scale:
-    """Three positive integers, at least one of them > 1 (a step that shrinks something)."""
-    factor = _int_vector(factor, name)
-    if max(factor) < 2:
-        raise InvalidParameterError(f"{name} must downsample at least one axis (an entry ≥ 2); got {factor}")
-    return factor
 
 
 # ---------------------------------------------------------------------------------------
@@ -191,7 +124,7 @@ def scale_series_to_downsample_factors(scales: Sequence[Sequence[int]]) -> List[
     if not scales:
         return []
     ndim = len(list(scales[0]))
-    series = [_int_vector(s, f"scales[{i}]", ndim) for i, s in enumerate(scales)]
+    series = [int_vector(s, f"scales[{i}]", ndim) for i, s in enumerate(scales)]
     factors = []
     for i, (prev, cur) in enumerate(zip(series, series[1:]), start=1):
         if any(c % p for p, c in zip(prev, cur)):
@@ -203,7 +136,7 @@ def scale_series_to_downsample_factors(scales: Sequence[Sequence[int]]) -> List[
 
 
 def _check_stopping(max_scales, max_downsampling, max_downsampled_size) -> Tuple[Number, float, float]:
-    max_scales = _count(max_scales, "max_scales", 1)
+    max_scales = count(max_scales, "max_scales", 1, allow_inf=True)
     max_downsampling = _limit(max_downsampling, "max_downsampling", 1)
     max_downsampled_size = _limit(max_downsampled_size, "max_downsampled_size", 0)
     if math.isinf(max_scales) and math.isinf(max_downsampling) and max_downsampled_size == 0:
@@ -211,42 +144,6 @@ def _check_stopping(max_scales, max_downsampling, max_downsampled_size) -> Tuple
             "at least one of max_scales, max_downsampling (finite) or max_downsampled_size (> 0) must bound the series"
         )
     return max_scales, max_downsampling, max_downsampled_size
-
-
-def _grow_series(size, dims, next_step, max_scales, max_downsampling, max_downsampled_size) -> List[Scale]:
-    """Apply ``next_step(scale)`` until a stopping criterion holds; returns cumulative scales.
-
-    Stops when the series has ``max_scales`` entries, when every downsampled axis is
-    already at most ``max_downsampled_size`` voxels, or when the next step would make the
-    total downsampling (product of the scale) exceed ``max_downsampling``.
-    """
-    size = np.asarray(size, dtype=float)
-    scale = np.ones(len(size), dtype=np.int64)
-    scales = [tuple(int(s) for s in scale)]
-    while len(scales) < max_scales and (size[dims] / scale[dims]).max() > max_downsampled_size:
-        candidate = scale * next_step(scale)
-        if math.prod(int(c) for c in candidate) > max_downsampling:
-            break
-        scale = candidate
-        scales.append(tuple(int(s) for s in scale))
-    return scales
-
-
-def _near_isotropic_step(voxel_size: np.ndarray, dims: List[int]):
-    """Neuroglancer's step: double the finest axis, and every other axis doubling brings closer to it."""
-
-    def step(scale: np.ndarray) -> np.ndarray:
-        current = scale * voxel_size
-        finest = min(dims, key=lambda d: current[d])  # first of equals, like np.argmin
-        target = current[finest] * 2
-        factor = np.ones(len(scale), dtype=np.int64)
-        factor[finest] = 2
-        for d in dims:
-            if abs(current[d] - target) > abs(current[d] * 2 - target):
-                factor[d] = 2
-        return factor
-
-    return step
 
 
 def compute_near_isotropic_downsampling_scales(
@@ -265,12 +162,17 @@ def compute_near_isotropic_downsampling_scales(
     EM data at 4×4×40 nm thus goes 2,2,1 → 4,4,1 → 8,8,1 and only starts halving z
     once x,y voxels approach 40 nm.
 
+    A step is taken while the series is shorter than ``max_scales``, the current total
+    downsampling (product of the scale) is below ``max_downsampling``, and some downsampled
+    axis is still larger than ``max_downsampled_size`` voxels — Neuroglancer's criteria, so
+    the last step may take the product past ``max_downsampling``.
+
     Args:
         size: voxels per axis (any number of axes).
         voxel_size: voxel size per axis (e.g. nm).
         dimensions_to_downsample: indices of the axes that may be halved.
         max_scales: maximum length of the returned list, counting the initial ``(1,…)``.
-        max_downsampling: the product of a scale never exceeds this.
+        max_downsampling: no step is taken once the product of the scale reaches this.
         max_downsampled_size: stop once every downsampled axis is at most this many voxels.
 
     Returns:
@@ -279,12 +181,31 @@ def compute_near_isotropic_downsampling_scales(
     Raises:
         InvalidParameterError: on non-positive sizes, unknown axes or unbounded criteria.
     """
-    size = _int_vector(size, "size", None)
+    size = np.asarray(int_vector(size, "size", None), dtype=float)
     ndim = len(size)
     voxel = _positive_numbers(voxel_size, "voxel_size", ndim)
     dims = _dimensions(dimensions_to_downsample, ndim)
-    limits = _check_stopping(max_scales, max_downsampling, max_downsampled_size)
-    return _grow_series(size, dims, _near_isotropic_step(voxel, dims), *limits)
+    max_scales, max_downsampling, max_downsampled_size = _check_stopping(
+        max_scales, max_downsampling, max_downsampled_size
+    )
+    scale = np.ones(ndim, dtype=np.int64)
+    scales = [tuple(int(s) for s in scale)]
+    while (
+        len(scales) < max_scales
+        and math.prod(int(s) for s in scale) < max_downsampling
+        and (size[dims] / scale[dims]).max() > max_downsampled_size
+    ):
+        current = scale * voxel
+        finest = min(dims, key=lambda d: current[d])  # first of equals, like np.argmin
+        target = current[finest] * 2
+        step = np.ones(ndim, dtype=np.int64)
+        step[finest] = 2
+        for d in dims:
+            if d != finest and abs(current[d] - target) > abs(current[d] * 2 - target):
+                step[d] = 2
+        scale = scale * step
+        scales.append(tuple(int(s) for s in scale))
+    return scales
 
 
 def _positive_numbers(value, name: str, length: int) -> np.ndarray:
@@ -293,7 +214,7 @@ def _positive_numbers(value, name: str, length: int) -> np.ndarray:
     except (TypeError, ValueError):
         items = np.array([])
     if items.shape != (length,) or not np.all(np.isfinite(items)) or np.any(items <= 0):
-        raise InvalidParameterError(f"{name} must be {length} positive finite numbers; got {_show(value)!r}")
+        raise InvalidParameterError(f"{name} must be {length} positive finite numbers; got {plain(value)!r}")
     return items
 
 
@@ -302,9 +223,9 @@ def _dimensions(dimensions, ndim: int) -> List[int]:
         dims = list(dimensions)
     except TypeError:
         dims = None
-    if not dims or any(not _is_int(d) or not 0 <= int(d) < ndim for d in dims) or len(set(dims)) != len(dims):
+    if not dims or any(not is_int(d) or not 0 <= int(d) < ndim for d in dims) or len(set(dims)) != len(dims):
         raise InvalidParameterError(
-            f"dimensions_to_downsample must be distinct axis indices in [0, {ndim - 1}]; got {dimensions!r}"
+            f"dimensions_to_downsample must be distinct axis indices in [0, {ndim - 1}]; got {plain(dimensions)!r}"
         )
     return [int(d) for d in dims]
 
@@ -344,7 +265,7 @@ def _xyz(value, name: str) -> list:
     except TypeError:
         items = []
     if len(items) not in (2, 3):
-        raise InvalidParameterError(f"{name} must have 2 (x, y) or 3 (x, y, z) entries; got {_show(value)!r}")
+        raise InvalidParameterError(f"{name} must have 2 (x, y) or 3 (x, y, z) entries; got {plain(value)!r}")
     return items + [1] * (3 - len(items))
 
 
@@ -357,21 +278,55 @@ def compute_plane_downsampling_scales(
 ) -> List[Scale]:
     """Factor-2 scales in the plane perpendicular to ``preserve_axis``, regardless of voxel size.
 
+    The number of downsamples is ``floor(log2(d / max_downsampled_size))`` where ``d`` is the
+    smallest extent of the plane (the preserved axis counts as a copy of the next one), at
+    most ``max_scales`` downsamples, and no factor above ``max_downsampling`` per axis. A
+    size with an empty axis (≤ 0) yields only the identity.
+
     Args:
         size: voxels (x, y, z).
         preserve_axis: 'x', 'y' or 'z', the axis never downsampled.
-        max_scales, max_downsampling, max_downsampled_size: as for
-            :func:`compute_near_isotropic_downsampling_scales` (the size criterion looks at
-            the two downsampled axes).
+        max_scales: at most this many downsamples.
+        max_downsampling: largest per-axis factor.
+        max_downsampled_size: the smallest plane extent stays at least this large.
 
     Returns:
         Cumulative scales starting with ``(1, 1, 1)``, e.g. ``(2,2,1), (4,4,1), …`` for 'z'.
     """
-    size = _int_vector(size, "size")
-    factor = np.array(axis_to_factor(preserve_axis), dtype=np.int64)
-    dims = [d for d in range(3) if factor[d] > 1]
-    limits = _check_stopping(max_scales, max_downsampling, max_downsampled_size)
-    return _grow_series(size, dims, lambda _scale: factor, *limits)
+    axis = "xyz".index(axis_to_factor_name(preserve_axis))
+    try:
+        extents = [float(v) for v in size]
+    except (TypeError, ValueError):
+        extents = []
+    if len(extents) != 3:
+        raise InvalidParameterError(f"size must be 3 numbers x,y,z; got {plain(size)!r}")
+    max_scales = count(max_scales, "max_scales", 0, allow_inf=True)
+    max_downsampling = _limit(max_downsampling, "max_downsampling", 1)
+    smallest = _limit(max_downsampled_size, "max_downsampled_size", 0)
+    if smallest == 0:
+        raise InvalidParameterError("max_downsampled_size must be > 0")
+    if min(extents) <= 0:
+        return [(1, 1, 1)]
+    extents[axis] = extents[(axis + 1) % 3]
+    downsamples = max(0, int(math.floor(math.log2(min(extents) / smallest))))
+    if not math.isinf(max_scales):
+        downsamples = min(downsamples, int(max_scales))
+    scales = [(1, 1, 1)]
+    for i in range(1, downsamples + 1):
+        f = 2**i
+        if f > max_downsampling:
+            break
+        scale = [f, f, f]
+        scale[axis] = 1
+        scales.append(tuple(scale))
+    return scales
+
+
+def axis_to_factor_name(axis: str) -> str:
+    key = axis.lower() if isinstance(axis, str) else axis
+    if key not in _AXIS_FACTORS:
+        raise InvalidParameterError(f"axis must be one of 'x', 'y', 'z'; got {axis!r}")
+    return key
 
 
 def axis_to_factor(axis: str) -> Scale:
@@ -380,43 +335,24 @@ def axis_to_factor(axis: str) -> Scale:
     Raises:
         InvalidParameterError: ``axis`` is not one of 'x', 'y', 'z'.
     """
-    key = axis.lower() if isinstance(axis, str) else axis
-    if key not in _AXIS_FACTORS:
-        raise InvalidParameterError(f"axis must be one of 'x', 'y', 'z'; got {axis!r}")
-    return _AXIS_FACTORS[key]
+    return _AXIS_FACTORS[axis_to_factor_name(axis)]
 
 
 # ---------------------------------------------------------------------------------------
-# levels a task shape can write
-
-
-def _ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
-
-
-def _level_tiles(ds_shape, factor, chunk, volume, level: int) -> bool:
-    """Whether the ``level``-th downsample of a ``ds_shape`` task writes only whole chunks."""
-    shrinking = [(v, f) for v, f in zip(volume, factor) if f > 1]
-    if all(_ceil_div(v, f ** (level - 1)) <= 1 for v, f in shrinking):
-        return False  # the previous level is already a single voxel on every downsampled axis
-    for s, f, c, v in zip(ds_shape, factor, chunk, volume):
-        if f == 1 or s >= v:
-            continue  # unchanged, or one task spans the axis so there is no neighbour to collide with
-        step = f**level
-        if s % step or (s // step) % c:
-            return False
-    return True
+# how many levels a task writes
 
 
 def compute_factors(
     ds_shape: Sequence[int], factor: Sequence[int], chunk_size: Sequence[int], volume_size: Sequence[int]
 ) -> List[Scale]:
-    """How many times ``factor`` can be applied to a task of ``ds_shape`` voxels.
+    """The levels a task of ``ds_shape`` voxels writes: ``[factor] * N``.
 
-    Level ``k`` is possible when, on every axis, the task shape divided by ``factor**k`` is
-    a whole multiple of ``chunk_size`` (so neighbouring tasks never write the same chunk),
-    or the task spans the whole ``volume_size`` on that axis, or that axis's factor is 1.
-    Levels stop once every downsampled axis of the volume is a single voxel.
+    With ``r`` = chunks per downsampled axis covered by the task (``min(ds_shape, volume)
+    / chunk``), ``N`` is the largest ``n`` with ``r ≥ f^n`` on every downsampled axis (each
+    level still spans whole chunks), plus one when every axis is still above one chunk at
+    ``n`` and fits in one chunk at ``n + 1`` (the top of the pyramid is a single chunk). On
+    an axis several tasks share (``ds_shape < volume``), every level must also divide the
+    task into whole chunks, so neighbours never write the same chunk.
 
     Args:
         ds_shape: task shape in voxels at the base level.
@@ -427,21 +363,30 @@ def compute_factors(
     Returns:
         ``[factor] * levels`` (as tuples); empty when not even one level is possible.
     """
-    ds_shape = _int_vector(ds_shape, "ds_shape")
-    factor = _factor(factor)
-    chunk = _int_vector(chunk_size, "chunk_size")
-    volume = _int_vector(volume_size, "volume_size")
-    factors = []
-    while _level_tiles(ds_shape, factor, chunk, volume, len(factors) + 1):
-        factors.append(factor)
-    return factors
+    ds_shape = int_vector(ds_shape, "ds_shape")
+    factor = downsample_factor(factor)
+    chunk = int_vector(chunk_size, "chunk_size")
+    volume = int_vector(volume_size, "volume_size")
+    axes = [d for d in range(3) if factor[d] > 1]
+    ratio = {d: Fraction(min(ds_shape[d], volume[d]), chunk[d]) for d in axes}
 
+    def spans_chunks(n: int) -> bool:  # every axis of level n is at least one whole chunk
+        return all(ratio[d] >= factor[d] ** n for d in axes)
 
-def _cumulative(factors: Sequence[Scale]) -> List[Scale]:
-    scales = [(1, 1, 1)]
-    for f in factors:
-        scales.append(tuple(a * b for a, b in zip(scales[-1], f)))
-    return scales
+    def tiles(n: int) -> bool:  # level n is whole chunks of every task on shared axes
+        return all(
+            ds_shape[d] >= volume[d] or (ds_shape[d] % factor[d] ** n == 0 and (ds_shape[d] // factor[d] ** n) % chunk[d] == 0)
+            for d in axes
+        )
+
+    levels = 0
+    while spans_chunks(levels + 1) and tiles(levels + 1):
+        levels += 1
+    above = all(ratio[d] > factor[d] ** levels for d in axes)
+    fits = all(ratio[d] <= factor[d] ** (levels + 1) for d in axes)
+    if above and fits and tiles(levels + 1):
+        levels += 1
+    return [tuple(factor)] * levels
 
 
 def compute_scales(
@@ -452,7 +397,7 @@ def compute_scales(
     factor: Sequence[int] | None,
     chunk_size: Sequence[int] | None = None,
 ) -> List[Scale]:
-    """Cumulative scales (relative to ``mip``) that a task of ``shape`` can write.
+    """Cumulative scales (relative to ``mip``) that a task of ``shape`` writes.
 
     Args:
         vol: the layer.
@@ -460,126 +405,24 @@ def compute_scales(
         shape: task shape at ``mip``.
         axis: axis kept at full resolution when ``factor`` is None.
         factor: per-level factor (overrides ``axis``).
-        chunk_size: chunk size of the new scales (default: ``mip``'s).
+        chunk_size: chunk size of the new scales (default: the chunk size of ``mip + 1`` when
+            that scale exists, else ``mip``'s).
 
     Returns:
         ``[(1,1,1), factor, factor², …]`` as computed by :func:`compute_factors`.
     """
     factor = axis_to_factor(axis) if factor is None else factor
-    chunk = vol.meta.chunk_size(mip) if chunk_size is None else chunk_size
-    return _cumulative(compute_factors(shape, factor, chunk, vol.meta.volume_size(mip)))
+    if chunk_size is None:
+        underlying = mip + 1 if mip + 1 < len(vol.info["scales"]) else mip
+        chunk_size = vol.meta.chunk_size(underlying)
+    scales = [(1, 1, 1)]
+    for f in compute_factors(shape, factor, chunk_size, vol.meta.volume_size(mip)):
+        scales.append(tuple(a * b for a, b in zip(scales[-1], f)))
+    return scales
 
 
 # ---------------------------------------------------------------------------------------
-# editing the layer's scales
-
-
-def _decimals(value) -> int:
-    if _is_int(value) and not isinstance(value, (float, np.floating)):
-        return 0
-    return max(0, -Decimal(str(float(value))).as_tuple().exponent)
-
-
-def _same_resolution(a, b) -> bool:
-    return bool(np.allclose(np.asarray(a, dtype=float), np.asarray(b, dtype=float), rtol=1e-9, atol=0))
-
-
-def _pyramid_resolutions(vol: CloudVolume, mip: int, factors: Sequence[Scale]) -> List[Tuple[list, Scale]]:
-    """For each level: its resolution and its factor relative to mip 0 (what CloudVolume takes).
-
-    The resolution is ``mip``'s times the cumulative factor, rounded to the decimals of
-    ``mip``'s resolution so float keys do not pick up binary noise (1.1·3 → 3.3).
-    """
-    base0 = np.asarray(vol.info["scales"][0]["resolution"], dtype=float)
-    mip_res = vol.info["scales"][mip]["resolution"]
-    floating = any(isinstance(r, (float, np.floating)) for r in mip_res)
-    decimals = max(_decimals(r) for r in mip_res)
-    levels = []
-    for cumulative in _cumulative(factors)[1:]:
-        res = np.asarray(mip_res, dtype=float) * np.asarray(cumulative, dtype=float)
-        relative = res / base0
-        if not np.allclose(relative, np.round(relative), rtol=1e-9, atol=1e-9):
-            raise InvalidParameterError(
-                f"resolution {list(res)} is not a whole multiple of mip 0's {list(base0)}; CloudVolume derives "
-                "every scale from mip 0, so build the pyramid from a mip whose resolution is one"
-            )
-        resolution = [round(float(r), decimals) for r in res] if floating else [int(round(r)) for r in res]
-        levels.append((resolution, tuple(int(r) for r in np.round(relative))))
-    return levels
-
-
-def _check_scale_slots(info: dict, mip: int, resolutions: Sequence[list]) -> None:
-    """Refuse (before any edit) a pyramid whose levels would not land at indices mip+1, mip+2, …
-
-    Tasks write level k into ``scales[mip + k]``; an existing scale there must have the
-    planned resolution, and a new one must not duplicate a scale elsewhere.
-    """
-    scales = info["scales"]
-    for k, res in enumerate(resolutions, start=1):
-        index = mip + k
-        if index < len(scales):
-            if not _same_resolution(scales[index]["resolution"], res):
-                raise InvalidParameterError(
-                    f"scale {index} has resolution {scales[index]['resolution']} but level {k} above mip {mip} "
-                    f"needs {res}; remove the scales above mip {mip} or use a factor that matches them"
-                )
-            continue
-        for i, scale in enumerate(scales):
-            if _same_resolution(scale["resolution"], res):
-                raise InvalidParameterError(
-                    f"resolution {res} (level {k} above mip {mip}) already exists as scale {i}, out of pyramid order; "
-                    f"remove the scales above mip {mip} first"
-                )
-
-
-def _update_scale(vol: CloudVolume, index: int, chunk: Scale, encoding: str | None) -> None:
-    """Rebuild an existing level in place: key, size and offset stay, chunking (and encoding) change."""
-    scale = vol.info["scales"][index]
-    scale["chunk_sizes"] = [list(chunk)]
-    if scale.pop("sharding", None) is not None:
-        # The shard layout was computed for the old chunking; a sharded planner sets a new one.
-        log.warning("scale %s (%s): removed its sharding spec, the level is being rebuilt", index, scale["key"])
-    if encoding is not None:
-        set_encoding(vol, index, encoding)
-    log.info("updated scale %s (%s): chunk size %s, encoding %s", index, scale["key"], chunk, scale["encoding"])
-
-
-def _append_scale(
-    vol: CloudVolume, mip: int, relative: Scale, resolution: list, chunk: Scale, encoding: str | None
-) -> None:
-    base = vol.info["scales"][mip]
-    scale = vol.add_scale(relative, encoding=encoding or base["encoding"], chunk_size=list(chunk))
-    scale["resolution"] = resolution
-    scale["key"] = "_".join(str(r) for r in resolution)
-    if encoding is None:
-        scale.update({k: base[k] for k in _ENCODING_PARAMS if k in base})
-    else:
-        set_encoding(vol, len(vol.info["scales"]) - 1, encoding)
-    log.info("added scale %s: resolution %s, size %s, chunk size %s", scale["key"], resolution, scale["size"], chunk)
-
-
-def _add_pyramid(vol: CloudVolume, mip: int, factors: Sequence[Scale], chunk: Scale, encoding: str | None) -> None:
-    """Make ``scales[mip+1 … mip+len(factors)]`` the pyramid levels (info edited, not committed)."""
-    encoding = normalize_encoding(encoding)
-    levels = _pyramid_resolutions(vol, mip, factors)
-    _check_scale_slots(vol.info, mip, [res for res, _ in levels])
-    for k, (resolution, relative) in enumerate(levels, start=1):
-        if mip + k < len(vol.info["scales"]):
-            _update_scale(vol, mip + k, chunk, encoding)
-        else:
-            _append_scale(vol, mip, relative, resolution, chunk, encoding)
-
-
-def _new_chunk_size(vol: CloudVolume, mip: int, preserve_chunk_size: bool, chunk_size) -> Scale:
-    base = tuple(int(c) for c in vol.meta.chunk_size(mip))
-    if chunk_size is None:
-        return base
-    chunk = _int_vector(chunk_size, "chunk_size")
-    if preserve_chunk_size:
-        if chunk != base:
-            log.warning("preserve_chunk_size: new scales keep mip %s's chunk size %s, not %s", mip, base, chunk)
-        return base
-    return chunk
+# editing the layer's scales (the editing itself lives in igneous.scales)
 
 
 def create_downsample_scales(
@@ -595,7 +438,7 @@ def create_downsample_scales(
 ) -> CloudVolume:
     """Add the scales that tasks of ``ds_shape`` will write above ``mip``, and commit the info.
 
-    As many levels are added as :func:`compute_factors` allows (capped at ``max_mips``).
+    As many levels are added as :func:`compute_factors` gives (capped at ``max_mips``).
     Level k gets resolution ``mip``'s × factor^k; size and voxel offset are derived from
     mip 0 by CloudVolume (ceil / floor). A level that already exists at ``scales[mip+k]``
     with that resolution keeps its key, size and offset and gets the new chunk size (and
@@ -619,19 +462,19 @@ def create_downsample_scales(
         InvalidParameterError: before writing, if no level is possible or a parameter is invalid.
     """
     vol = open_volume(layer_path, mip)
-    factor = _factor(axis_to_factor(axis) if factor is None else factor)
-    chunk = _new_chunk_size(vol, mip, preserve_chunk_size, chunk_size)
+    factor = downsample_factor(axis_to_factor(axis) if factor is None else factor)
+    chunk = new_chunk_size(vol, mip, preserve_chunk_size, chunk_size)
     volume = tuple(int(v) for v in vol.meta.volume_size(mip))
     factors = compute_factors(ds_shape, factor, chunk, volume)
     if max_mips is not None:
-        factors = factors[: _count(max_mips, "max_mips", 1, allow_inf=False)]
+        factors = factors[: count(max_mips, "max_mips", 1)]
     if not factors:
         raise InvalidParameterError(
-            f"ds_shape {_show(ds_shape)} yields no downsample with factor {factor}: ds_shape / factor must be a "
-            f"multiple of the chunk size {chunk} on each axis narrower than the volume {volume}; "
-            f"use a multiple of chunk_size × factor"
+            f"ds_shape {plain(ds_shape)} yields no downsample with factor {factor}: each level must be whole "
+            f"{chunk} chunks of the task on each axis several tasks share, and the volume {volume} must span "
+            f"at least one chunk per downsampled axis; use a multiple of chunk_size × factor"
         )
-    _add_pyramid(vol, mip, factors, chunk, encoding)
+    add_pyramid(vol, mip, factors, chunk, encoding)
     vol.commit_info()
     return vol
 
@@ -663,10 +506,10 @@ def add_scales(
         The CloudVolume (at ``mip``) whose ``info`` holds the new scales.
     """
     vol = open_volume(layer_path, mip)
-    num_mips = _count(num_mips, "num_mips", 1, allow_inf=False)
-    factor = _factor((2, 2, 1) if factor is None else factor)
-    chunk = _new_chunk_size(vol, mip, preserve_chunk_size, chunk_size)
-    _add_pyramid(vol, mip, [factor] * num_mips, chunk, encoding)
+    num_mips = count(num_mips, "num_mips", 1)
+    factor = downsample_factor((2, 2, 1) if factor is None else factor)
+    chunk = new_chunk_size(vol, mip, preserve_chunk_size, chunk_size)
+    add_pyramid(vol, mip, [factor] * num_mips, chunk, encoding)
     return vol
 
 
@@ -674,14 +517,20 @@ def add_scales(
 # memory
 
 
-def _task_memory(bytes_per_voxel: int, chunk: Sequence[int], f: int, num_mips: int) -> Fraction:
-    """Bytes of a chunk·factor^num_mips task with all its outputs, by the f/(f−1) bound."""
-    voxels = bytes_per_voxel * math.prod(chunk) * f**num_mips
-    return Fraction(voxels) * (Fraction(f, f - 1) if f > 1 else 1)
+def task_memory(bytes_per_voxel: int, shape: Sequence[int], factor: Sequence[int]) -> Fraction:
+    """Bytes a downsampling task of ``shape`` holds with all its outputs: ``V·f/(f−1)``.
+
+    ``f`` is the product of ``factor``; for a plain copy (``f == 1``) it is the cutout alone.
+    The one memory model of planners and ``igneous design``.
+    """
+    f = math.prod(int(v) for v in factor)
+    voxels = Fraction(int(bytes_per_voxel) * math.prod(int(v) for v in shape))
+    return voxels * (Fraction(f, f - 1) if f > 1 else 1)
 
 
-def _min_bytes(memory: Fraction) -> int:
-    return math.ceil(memory)
+def _growth(factor: Scale) -> Scale:
+    """How a task shape grows per step: by the factor, or by 2,2,1 for a plain copy."""
+    return (2, 2, 1) if max(factor) == 1 else factor
 
 
 def downsample_shape_from_memory_target(
@@ -696,43 +545,43 @@ def downsample_shape_from_memory_target(
     """The largest task shape ``chunk × factor^N`` whose memory fits ``byte_target``.
 
     Memory is ``data_width · x·y·z · f/(f−1)`` with f the product of ``factor`` (input
-    plus every downsampled output); for factor (1,1,1) it is the chunk alone.
+    plus every downsampled output). For factor (1,1,1) (a copy without downsamples) the
+    shape grows in x and y (``chunk × (2^N, 2^N, 1)``) and memory is the cutout alone.
 
     Args:
         data_width: bytes per voxel (itemsize × channels).
         cx, cy, cz: chunk size.
         factor: (1,1,1), (2,2,1) or (2,2,2).
         byte_target: memory budget per task in bytes.
-        max_mips: at most this many downsamples (N ≤ max_mips).
+        max_mips: at most this many doublings (N ≤ max_mips).
 
     Returns:
-        ``Vec(cx·fx^N, cy·fy^N, cz·fz^N)``.
+        ``Vec(cx·gx^N, cy·gy^N, cz·gz^N)`` as Python ints.
 
     Raises:
         InvalidParameterError: unsupported factor, non-positive budget/width/chunk, or a
             budget too small for a one-chunk task (the message gives the minimum).
     """
-    width = _positive_int(data_width, "data_width")
-    chunk = _int_vector((cx, cy, cz), "chunk size (cx, cy, cz)")
-    factor = _int_vector(factor, "factor")
+    width = whole(data_width, "data_width", 1)
+    chunk = int_vector((cx, cy, cz), "chunk size (cx, cy, cz)")
+    factor = int_vector(factor, "factor")
     if factor not in _MEMORY_SHAPE_FACTORS:
         raise InvalidParameterError(f"factor must be one of (1,1,1), (2,2,1), (2,2,2); got {factor}")
-    budget = _budget(byte_target, "byte_target", allow_inf=True)
-    max_mips = _count(max_mips, "max_mips", 0)
-    f = math.prod(factor)
-    needed = _task_memory(width, chunk, f, 0)
+    budget = byte_budget(byte_target, "byte_target", allow_inf=True)
+    max_mips = count(max_mips, "max_mips", 0, allow_inf=True)
+    needed = task_memory(width, chunk, factor)
     if needed > budget:
         raise InvalidParameterError(
-            f"byte_target {byte_target} cannot hold one {chunk} chunk task; at least {_min_bytes(needed)} bytes needed"
+            f"byte_target {plain(byte_target)} cannot hold one {chunk} chunk task; at least {math.ceil(needed)} "
+            "bytes needed"
         )
-    if f == 1:
-        return Vec(*chunk)
     if math.isinf(budget) and math.isinf(max_mips):
         raise InvalidParameterError("byte_target or max_mips must be finite")
+    grow = _growth(factor)
     mips = 0
-    while mips < max_mips and _task_memory(width, chunk, f, mips + 1) <= budget:
+    while mips < max_mips and task_memory(width, [c * g ** (mips + 1) for c, g in zip(chunk, grow)], factor) <= budget:
         mips += 1
-    return Vec(*(c * fi**mips for c, fi in zip(chunk, factor)))
+    return Vec(*(c * g**mips for c, g in zip(chunk, grow)))
 
 
 def num_mips_from_memory_target(
@@ -760,18 +609,21 @@ def num_mips_from_memory_target(
         itemsize = np.dtype(dtype).itemsize
     except TypeError:
         raise InvalidParameterError(f"dtype must be a numpy data type; got {dtype!r}") from None
-    bytes_per_voxel = itemsize * _positive_int(num_channels, "num_channels")
-    chunk = _int_vector(chunk_size, "chunk_size")
-    factor = _factor(factor)
-    budget = _budget(memory_target, "memory_target", allow_inf=False)
-    f = math.prod(factor)
+    bytes_per_voxel = itemsize * whole(num_channels, "num_channels", 1)
+    chunk = int_vector(chunk_size, "chunk_size")
+    factor = downsample_factor(factor)
+    budget = byte_budget(memory_target, "memory_target")
+
+    def fits(n: int) -> bool:
+        return task_memory(bytes_per_voxel, [c * f**n for c, f in zip(chunk, factor)], factor) <= budget
+
     mips = 0
-    while _task_memory(bytes_per_voxel, chunk, f, mips + 1) <= budget:
+    while fits(mips + 1):
         mips += 1
     if mips == 0:
-        needed = _min_bytes(_task_memory(bytes_per_voxel, chunk, f, 1))
+        needed = math.ceil(task_memory(bytes_per_voxel, [c * f for c, f in zip(chunk, factor)], factor))
         raise InvalidParameterError(
-            f"memory_target {memory_target} is too small for one downsample of {chunk} chunks "
+            f"memory_target {plain(memory_target)} is too small for one downsample of {chunk} chunks "
             f"({np.dtype(dtype).name}, {num_channels} channel(s), factor {factor}); at least {needed} bytes needed"
         )
     return mips

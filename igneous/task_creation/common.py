@@ -14,9 +14,11 @@ from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 from cloudvolume import CloudVolume
+from cloudvolume.datasource.precomputed.sharding import compute_shard_params_for_hashed as cv_shard_params
 from cloudvolume.lib import Bbox, Vec
 
 from igneous.errors import InvalidParameterError
+from igneous.validate import whole
 from igneous.volumes import set_encoding
 
 __all__ = [
@@ -247,43 +249,17 @@ def compute_shard_params_for_hashed(
 ) -> tuple[int, int, int]:
     """Shard geometry for label-keyed data (meshes, skeletons): ``(shard_bits, minishard_bits, 0)``.
 
-    A shard's fixed index holds ``shard_index_bytes / 16`` minishards and a minishard index
-    ``minishard_index_bytes / 24`` labels. Shards are packed fuller when they would be at most
-    55 % used. ``min_shards`` takes bits from the minishards; it is rounded *up* to a power of
-    two, so asking for at least 5 shards gives 8 (cloud-volume's rounding gives 4).
+    cloud-volume's arithmetic, which the reference uses too: a shard's fixed index holds
+    ``shard_index_bytes / 16`` minishards and a minishard index ``minishard_index_bytes / 24``
+    labels; shards are packed fuller when they would be at most 55 % used; ``min_shards`` is
+    rounded to the nearest power of two (5 gives 4 shards) and takes bits from the minishards.
+    No labels (or zero-byte indices with no labels) give ``(0, 0, 0)``.
     """
-    if int(num_labels) != num_labels or num_labels < 0:
-        raise InvalidParameterError(f"num_labels must be a whole number >= 0, got {num_labels!r}")
-    if int(min_shards) != min_shards or min_shards < 1:
-        raise InvalidParameterError(f"min_shards must be a whole number >= 1, got {min_shards!r}")
-    if shard_index_bytes < 16:
-        raise InvalidParameterError(f"shard_index_bytes must be >= 16 (one minishard), got {shard_index_bytes}")
-    if minishard_index_bytes < 24:
-        raise InvalidParameterError(f"minishard_index_bytes must be >= 24 (one label), got {minishard_index_bytes}")
-
-    min_shard_bits = int(math.ceil(math.log2(min_shards)))
+    num_labels = whole(num_labels, "num_labels", 0)
+    min_shards = whole(min_shards, "min_shards", 1)
     if num_labels == 0:
-        return (min_shard_bits, 0, 0)
-
-    minishards_per_shard = shard_index_bytes / 16
-    labels_per_minishard = minishard_index_bytes / 24
-    labels_per_shard = minishards_per_shard * labels_per_minishard
-
-    if num_labels >= labels_per_shard:
-        minishard_bits = int(math.ceil(math.log2(minishards_per_shard)))
-        shard_bits = int(math.ceil(math.log2(num_labels / (labels_per_minishard * 2**minishard_bits))))
-    elif num_labels >= labels_per_minishard:
-        minishard_bits = int(math.ceil(math.log2(num_labels / labels_per_minishard)))
-        shard_bits = 0
-    else:
-        minishard_bits = 0
-        shard_bits = 0
-
-    if num_labels / (labels_per_shard * 2**shard_bits) <= 0.55:
-        shard_bits -= 1
-    shard_bits = max(shard_bits, 0)
-
-    delta = max(min_shard_bits - shard_bits, 0)
-    shard_bits += delta
-    minishard_bits = max(minishard_bits - delta, 0)
-    return (int(shard_bits), int(minishard_bits), 0)
+        return (0, 0, 0)
+    whole(shard_index_bytes, "shard_index_bytes (one minishard is 16 bytes)", 16)
+    whole(minishard_index_bytes, "minishard_index_bytes (one label is 24 bytes)", 24)
+    bits = cv_shard_params(num_labels, int(shard_index_bytes), int(minishard_index_bytes), min_shards)
+    return tuple(int(b) for b in bits)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import logging
 import math
 from typing import Optional, Sequence
 
@@ -15,13 +16,14 @@ from cloudvolume.lib import Vec
 from igneous import downsample_scales as dss
 from igneous.errors import InvalidParameterError
 from igneous.ops.downsample import check_factor_for_method, resolve_method
+from igneous.scales import add_pyramid
 from igneous.task_creation.common import GridTasks, as_triple, get_bounds, record_provenance, task_kwargs
 from igneous.tasks.image.image import DownsampleTask
 from igneous.types import DownsampleMethods, ShapeType
+from igneous.validate import byte_budget, count, downsample_factor
 from igneous.volumes import (
     open_volume,
     output_encoding,
-    set_encoding,
     truncate_scales,
 )
 
@@ -31,33 +33,24 @@ __all__ = [
     "compute_fixup_offsets",
     "check_factor",
     "check_memory_target",
-    "add_pyramid_scales",
+    "plan_pyramid",
 ]
+
+log = logging.getLogger(__name__)
 
 MEMORY_TARGET = int(3.5e9)
 
 
 def check_factor(factor) -> Vec:
-    factor = as_triple(factor, "factor")
-    if not any(f > 1 for f in factor):
-        raise InvalidParameterError(f"factor {tuple(factor)} does not downsample; use e.g. 2,2,1 or 2,2,2")
-    return factor
+    return Vec(*downsample_factor(factor))
 
 
 def check_memory_target(memory_target) -> int:
-    try:
-        value = float(memory_target)
-    except (TypeError, ValueError):
-        raise InvalidParameterError(f"memory_target must be a number of bytes; got {memory_target!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise InvalidParameterError(f"memory_target must be a positive number of bytes; got {memory_target!r}")
-    return int(value)
+    return int(byte_budget(memory_target, "memory_target"))
 
 
 def check_count(value, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise InvalidParameterError(f"{name} must be an integer >= {minimum}; got {value!r}")
-    return int(value)
+    return count(value, name, minimum)
 
 
 def pyramid_task_shape(
@@ -65,33 +58,6 @@ def pyramid_task_shape(
 ) -> Vec:
     """Smallest task shape whose every level is whole chunks: lcm(read chunk, new chunk × f^n)."""
     return Vec(*[math.lcm(int(b), int(c) * int(f) ** num_mips) for b, c, f in zip(base_chunk, new_chunk, factor)])
-
-
-def add_pyramid_scales(
-    vol: CloudVolume,
-    mip: int,
-    num_mips: int,
-    factor: Sequence[int],
-    chunk_size,
-    encoding: Optional[str],
-    encoding_level,
-    encoding_effort,
-) -> None:
-    """Add (or overwrite) ``num_mips`` scales above ``mip`` in ``vol.info`` (not committed)."""
-    base = np.array(vol.meta.resolution(0), dtype=float)
-    for k in range(1, num_mips + 1):
-        res = np.array(vol.meta.resolution(mip), dtype=float) * np.array(factor, dtype=float) ** k
-        ratio = np.round(res / base).astype(int)
-        vol.meta.add_scale(ratio, encoding=encoding or vol.meta.encoding(mip), chunk_size=list(chunk_size))
-        index = _scale_index(vol, res)
-        set_encoding(vol, index, encoding, encoding_level, encoding_effort)
-
-
-def _scale_index(vol: CloudVolume, res) -> int:
-    for i, scale in enumerate(vol.info["scales"]):
-        if np.allclose(scale["resolution"], res):
-            return i
-    raise AssertionError(f"scale {res} was not added")  # pragma: no cover
 
 
 def create_downsampling_tasks(
@@ -144,20 +110,23 @@ def create_downsampling_tasks(
     check_factor_for_method(method, factor)
     memory_target = check_memory_target(memory_target)
     encoding, compress = output_encoding(vol, mip, encoding, compress)
-    base_chunk = vol.meta.chunk_size(mip)
-    new_chunk = base_chunk if chunk_size is None else as_triple(chunk_size, "chunk_size")
-    if chunk_size is not None and not preserve_chunk_size:
-        preserve_chunk_size = False
+    if num_mips is not None:
+        num_mips = check_count(num_mips, "num_mips")
+    new_chunk = vol.meta.chunk_size(mip) if chunk_size is None else as_triple(chunk_size, "chunk_size")
 
-    if num_mips is None:
-        num_mips = dss.num_mips_from_memory_target(memory_target, vol.dtype, new_chunk, vol.num_channels, factor)
-    num_mips = check_count(num_mips, "num_mips")
-    shape = pyramid_task_shape(base_chunk, new_chunk, factor, num_mips)
-    task_bounds = get_bounds(vol, bounds, mip, bounds_mip, chunk_size=shape)
+    shape, levels = plan_pyramid(vol, mip, factor, new_chunk, memory_target, num_mips)
+    if bounds is None:
+        task_bounds = get_bounds(vol, None, mip, bounds_mip, chunk_size=shape)
+    else:
+        # Tasks stay inside the bounds rounded up to whole top-level chunks, however large the
+        # memory target would let them be: nothing outside the requested region is rewritten.
+        step = pyramid_task_shape(vol.meta.chunk_size(mip), new_chunk, factor, levels)
+        task_bounds = get_bounds(vol, bounds, mip, bounds_mip, chunk_size=step)
+        shape = Vec(*np.minimum(shape, step * -(-task_bounds.size3() // step)))
 
     dest_path = None if dest_path in (None, layer_path) or _same_path(dest_path, layer_path) else dest_path
     dest = _prepare_dest(vol, dest_path, mip) if dest_path else vol
-    add_pyramid_scales(dest, mip, num_mips, factor, new_chunk, encoding, encoding_level, encoding_effort)
+    add_pyramid(dest, mip, [factor] * levels, new_chunk, encoding, encoding_level, encoding_effort)
     dest.commit_info()
 
     kwargs = task_kwargs(
@@ -171,14 +140,58 @@ def create_downsampling_tasks(
         dest_path=dest_path,
         compress=compress,
         factor=list(factor),
-        max_mips=num_mips,
+        max_mips=levels,
         method=int(method),
         codec_threads=codec_threads,
     )
     finish = functools.partial(
         record_provenance, dest_path or layer_path, "DownsampleTask", {**kwargs, "bounds": task_bounds, "shape": shape}
     )
-    return GridTasks(task_bounds, shape, functools.partial(DownsampleTask, **kwargs), finish)
+    return GridTasks(task_bounds, shape, functools.partial(DownsampleTask, **kwargs), finish, clip=bounds is not None)
+
+
+def plan_pyramid(vol: CloudVolume, mip: int, factor, chunk, memory_target: int, num_mips: Optional[int]):
+    """``(task shape, levels)`` of an unsharded pyramid above ``mip``, as the reference plans it.
+
+    The task is ``chunk × factor^N`` with N the levels that fit ``memory_target``, whatever
+    ``num_mips`` asks: fewer levels do not mean smaller tasks (so fewer queue messages and
+    requests). The levels are those the task shape writes over this volume
+    (:func:`igneous.downsample_scales.compute_factors`), capped at ``num_mips``. An explicit
+    ``num_mips`` above what the memory target allows is honoured with bigger tasks and one
+    warning saying how much memory a task then needs.
+    """
+    try:
+        memory_mips = dss.num_mips_from_memory_target(memory_target, vol.dtype, chunk, vol.num_channels, factor)
+    except InvalidParameterError:
+        if num_mips is None:
+            raise
+        memory_mips = 0
+    grow = max(memory_mips, num_mips or 0)
+    shape = pyramid_task_shape(vol.meta.chunk_size(mip), chunk, factor, grow)
+    volume = tuple(int(v) for v in vol.meta.volume_size(mip))
+    levels = len(dss.compute_factors(shape, factor, chunk, volume))
+    if levels < 1:
+        raise InvalidParameterError(
+            f"no pyramid level to build: the layer at mip {mip} is {volume} voxels, at most one "
+            f"{tuple(int(c) for c in chunk)} chunk on an axis that factor {tuple(int(f) for f in factor)} "
+            "halves, so it is already the top of its pyramid; use a smaller chunk_size or another factor"
+        )
+    if num_mips is not None:
+        if num_mips > levels:
+            log.warning(
+                "num_mips=%s: a %s layer in %s chunks has %s level(s) that fill at least a chunk; building %s",
+                num_mips, volume, tuple(int(c) for c in chunk), levels, levels,
+            )
+        levels = min(levels, num_mips)
+        if grow > memory_mips:
+            itemsize = np.dtype(vol.dtype).itemsize * vol.num_channels
+            needed = math.ceil(dss.task_memory(itemsize, np.minimum(shape, volume), factor))
+            log.warning(
+                "num_mips=%s needs tasks of %s voxels, about %s bytes each, above memory_target=%s "
+                "(which fits num_mips=%s)",
+                num_mips, tuple(int(v) for v in shape), f"{needed:,}", f"{memory_target:,}", memory_mips,
+            )
+    return shape, levels
 
 
 def _same_path(a: str, b: str) -> bool:

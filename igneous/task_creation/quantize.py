@@ -8,8 +8,8 @@ import functools
 from cloudvolume import CloudVolume
 
 from igneous.errors import InvalidParameterError
+from igneous.scales import add_pyramid
 from igneous.task_creation.common import GridTasks, as_triple, get_bounds, record_provenance, task_kwargs
-from igneous.task_creation.downsample import add_pyramid_scales
 from igneous.tasks.image.image import QuantizeTask
 from igneous.volumes import normalize_encoding, open_volume, set_encoding, truncate_scales
 
@@ -54,7 +54,7 @@ def create_quantize_tasks(
     while shape.x % (chunk.x * 2 ** (levels + 1)) == 0 and shape.y % (chunk.y * 2 ** (levels + 1)) == 0:
         levels += 1
     if levels:
-        add_pyramid_scales(dest, mip, levels, (2, 2, 1), chunk, encoding, None, None)
+        add_pyramid(dest, mip, [(2, 2, 1)] * levels, chunk, encoding)
     task_bounds = get_bounds(vol, bounds, mip, 0, chunk_size=shape)
     dest.commit_info()
     kwargs = task_kwargs(

@@ -18,8 +18,9 @@ from cloudvolume.lib import Bbox, Vec
 
 from igneous.errors import InvalidParameterError
 from igneous.ops.downsample import check_factor_for_method, resolve_method
+from igneous.scales import add_pyramid
 from igneous.task_creation.common import GridTasks, as_triple, get_bounds, record_provenance, task_kwargs
-from igneous.task_creation.downsample import MEMORY_TARGET, add_pyramid_scales, check_count, check_memory_target
+from igneous.task_creation.downsample import MEMORY_TARGET, check_count, check_memory_target
 from igneous.task_creation.sharding import (
     INDEX_ENCODINGS,
     ShardPlan,
@@ -264,7 +265,7 @@ def prepare_shard_downsample(
         info_vol = CloudVolume(cloudpath, info=_copy_info(vol.info), progress=False, cdn_cache=False)
         if truncate_scales:
             truncate_info_scales(info_vol.info, mip)
-        add_pyramid_scales(info_vol, mip, n, factor, chunk, encoding, encoding_level, encoding_effort)
+        add_pyramid(info_vol, mip, [factor] * n, chunk, encoding, encoding_level, encoding_effort)
         lossless_top = _lossless_top(info_vol, mip + n, written, n)
         sizes = [tuple(int(v) for v in info_vol.meta.volume_size(mip + k)) for k in range(1, n + 1)]
         data_encodings = [shard_data_encoding(info_vol.meta.encoding(mip + k)) for k in range(1, n + 1)]

@@ -112,6 +112,20 @@ def _check_bits(size, chunk) -> Tuple[tuple, int]:
     return grid, total
 
 
+def _shard_chunk_bits(size, chunk, chunk_bytes: int, byte_target) -> int:
+    """log2 of the chunks one shard holds: as many as fit the byte target (a power of two), but
+    no more than the power of two that holds every chunk of the scale.
+
+    The reference sizes shards this way; a scale whose grid is not a power of two per axis
+    then keeps some Morton bits for ``shard_bits`` (a 5×5×10 grid: 256-chunk shards, 2 shard
+    bits) although one file could hold it all.
+    """
+    num_chunks = int(np.prod(grid_size(size, chunk)))
+    fit = int(math.floor(math.log2(int(byte_target) // chunk_bytes)))
+    whole_scale = int(math.ceil(math.log2(num_chunks))) if num_chunks > 1 else 0
+    return min(fit, whole_scale)
+
+
 def _bytes_per_voxel(dtype) -> int:
     if isinstance(dtype, (int, np.integer)) and not isinstance(dtype, bool):
         return int(dtype)
@@ -155,7 +169,7 @@ def create_sharded_image_info(
             f"one chunk ({chunk_bytes} bytes) is larger than the shard target {int(uncompressed_shard_bytesize)}; "
             "use a smaller chunk_size or a larger target"
         )
-    t = min(total, int(math.floor(math.log2(int(uncompressed_shard_bytesize) // chunk_bytes))))
+    t = min(_shard_chunk_bits(size, chunk, chunk_bytes, uncompressed_shard_bytesize), total)
     t = min(t, max_shard_bits(label_bits, max_minishard))
     if encoding in IMAGE_CODECS:
         data_encoding = "raw"
@@ -358,8 +372,14 @@ def _plan_pyramid(size, src_chunk, level_sizes, chunk, mip, factor, bpv, memory_
     slab_z = int(chunk[2] * fn[2])  # whole chunk rows at every level (ImageShardDownsampleTask reads so)
     output_fraction = sum(1.0 / float(np.prod(factor)) ** k for k in range(1, n + 1))
 
+    # Start from the shard size the reference would pick for each level (the same spec as a
+    # transfer of that scale); smaller shards are tried only when a task box must tile them.
+    starts = [
+        min(_shard_chunk_bits(ls, chunk, chunk_bytes, SHARD_BYTE_TARGET), total, t_limit)
+        for ls, total in zip(level_sizes, totals)
+    ]
     smallest = None
-    for t_top in range(min(totals[top], t_limit), -1, -1):
+    for t_top in range(starts[top], -1, -1):
         e_top = np.array(morton_shape(grids[top], t_top))
         shard_top = chunk * 2**e_top
         if int(np.prod(np.minimum(shard_top, level_sizes[top]))) * bpv > SHARD_BYTE_TARGET:
@@ -371,7 +391,7 @@ def _plan_pyramid(size, src_chunk, level_sizes, chunk, mip, factor, bpv, memory_
             idx = k - 1
             footprint = task // factor**k
             chosen = None
-            for t in range(min(totals[idx], t_limit), -1, -1):
+            for t in range(starts[idx], -1, -1):
                 shape = chunk * 2 ** np.array(morton_shape(grids[idx], t))
                 if int(np.prod(np.minimum(shape, level_sizes[idx]))) * bpv > SHARD_BYTE_TARGET:
                     continue

@@ -16,10 +16,10 @@ from cloudvolume.lib import Bbox, Vec
 from igneous import downsample_scales as dss
 from igneous.errors import InvalidParameterError
 from igneous.ops.downsample import check_factor_for_method, resolve_method
+from igneous.scales import add_pyramid
 from igneous.task_creation.common import GridTasks, as_triple, get_bounds, record_provenance, task_kwargs
 from igneous.task_creation.downsample import (
     MEMORY_TARGET,
-    add_pyramid_scales,
     check_count,
     check_factor,
     check_memory_target,
@@ -249,14 +249,11 @@ def create_transfer_tasks(
 
     shape_given = shape is not None
     if shape is None:
-        if skip_downsamples or max_mips == 0:
-            shape = _copy_shape(dest_chunk, itemsize, memory_target)
-        else:
-            shape = Vec(
-                *dss.downsample_shape_from_memory_target(
-                    itemsize, dest_chunk.x, dest_chunk.y, dest_chunk.z, factor, memory_target, max_mips=max_mips
-                )
-            )
+        copy_only = skip_downsamples or max_mips == 0
+        shape = dss.downsample_shape_from_memory_target(
+            itemsize, dest_chunk.x, dest_chunk.y, dest_chunk.z, (1, 1, 1) if copy_only else factor, memory_target,
+            max_mips=math.inf if copy_only else max_mips,
+        )
         if factor[2] == 1:
             shape = Vec(shape.x, shape.y, dest_chunk.z)
     else:
@@ -275,7 +272,7 @@ def create_transfer_tasks(
                 "or skip downsamples"
             )
         if levels:
-            add_pyramid_scales(dest, mip, levels, factor, dest_chunk, encoding, encoding_level, encoding_effort)
+            add_pyramid(dest, mip, [factor] * levels, dest_chunk, encoding, encoding_level, encoding_effort)
     dest_bounds = Bbox.clamp(
         (selected + translate).expand_to_chunk_size(shape, offset=dest.meta.voxel_offset(mip)),
         dest.meta.bounds(mip),
@@ -311,16 +308,6 @@ def create_transfer_tasks(
         sources,
     )
     return GridTasks(dest_bounds, shape, functools.partial(TransferTask, **kwargs), finish)
-
-
-def _copy_shape(chunk: Vec, itemsize: int, memory_target: int) -> Vec:
-    """Largest x,y multiple of the chunk (z = one chunk) whose cutout fits the memory target."""
-    per_chunk = itemsize * int(np.prod(chunk))
-    if per_chunk > memory_target:
-        raise InvalidParameterError(f"memory_target {memory_target} is below one chunk ({per_chunk} bytes)")
-    k = int(math.isqrt(memory_target // per_chunk))
-    k = max(1, 2 ** int(math.log2(k))) if k >= 1 else 1
-    return Vec(chunk.x * k, chunk.y * k, chunk.z)
 
 
 def _levels_for(dest: CloudVolume, mip: int, shape: Vec, factor: Vec, max_mips: int) -> int:

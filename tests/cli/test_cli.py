@@ -364,7 +364,9 @@ def test_design_bounds_sees_missing_chunks(img, tmp_path):
 
 def test_design_bounds_of_a_layer_without_chunks_is_refused(tmp_path):
     path = f"file://{tmp_path / 'empty'}"
-    info = CloudVolume.create_new_info(1, "image", "uint8", "raw", [4, 4, 40], [0, 0, 0], [64, 64, 16], [32, 32, 8])
+    info = CloudVolume.create_new_info(
+        1, "image", "uint8", "raw", [4, 4, 40], [0, 0, 0], [64, 64, 16], chunk_size=[32, 32, 8]
+    )
     CloudVolume(path, info=info).commit_info()
     result = run("design", "bounds", path, code=2)
     assert "no chunk files" in result.output
@@ -519,7 +521,8 @@ def test_execute_options_defaults():
 
 
 def test_image_downsample_adds_scales(img):
-    run("image", "downsample", img, "--num-mips", "2")
+    # 64 voxels are two 32-chunks: one level fills a chunk; with 16-voxel chunks, two
+    run("image", "downsample", img, "--num-mips", "2", "--chunk-size", "16,16,8")
     assert scale_keys(img) == ["4_4_40", "8_8_40", "16_16_40"]
     assert read_layer(img, mip=2).shape[:3] == (16, 16, 16)
 
@@ -578,7 +581,9 @@ def test_image_reorder_swaps_slices(img, tmp_path):
 
 def test_failing_task_in_process_is_one_error_line(tmp_path):
     path = f"file://{tmp_path / 'hollow'}"  # an info but no chunks: reading fails without --fill-missing
-    info = CloudVolume.create_new_info(1, "image", "uint8", "raw", [4, 4, 40], [0, 0, 0], [64, 64, 16], [32, 32, 8])
+    info = CloudVolume.create_new_info(
+        1, "image", "uint8", "raw", [4, 4, 40], [0, 0, 0], [64, 64, 16], chunk_size=[32, 32, 8]
+    )
     CloudVolume(path, info=info).commit_info()
     result = CliRunner().invoke(main, ["image", "downsample", path, "--num-mips", "1"])
     assert result.exit_code == 1, result.output

@@ -9,6 +9,7 @@ import pytest
 from cloudvolume import CloudVolume
 
 import igneous.task_creation as tc
+from igneous.downsample_scales import task_memory
 from igneous.types import DownsampleMethods
 from tests.conftest import read_layer
 from tests.oracles import tinybrain_pyramid
@@ -57,8 +58,16 @@ def cli_args(path, num_mips, factor, method, extra=()):
     return args + list(extra)
 
 
-# shape not a multiple of chunk or task; odd extents; offset not a multiple of anything
-AWKWARD = dict(shape=(150, 90, 21), chunk=(32, 32, 8), offset=(64, 32, 8))
+def seam_memory(dtype, channels, chunk, factor, levels) -> int:
+    """A memory target whose tasks write exactly ``levels`` levels (chunk·factor^levels voxels),
+    so a small layer is cut into several tasks and the pyramid crosses task seams."""
+    bpv = np.dtype(dtype).itemsize * channels
+    return int(task_memory(bpv, [c * f**levels for c, f in zip(chunk, factor)], factor)) + 1
+
+
+# shape not a multiple of chunk or task (4.7 × 4.2 × 4.6 chunks: two levels fill whole chunks);
+# odd extents; offset not a multiple of anything
+AWKWARD = dict(shape=(151, 133, 37), chunk=(32, 32, 8), offset=(64, 32, 8))
 
 
 @pytest.mark.parametrize(
@@ -80,13 +89,17 @@ def test_pyramid_equals_tinybrain(backend, layer, dtype, channels, method, facto
     whole = random_volume(shape, dtype, labels=7 if method == "mode" else None)
     path = layer(whole, chunk_size=AWKWARD["chunk"], voxel_offset=AWKWARD["offset"])
     num_mips = 2
+    memory = seam_memory(dtype, channels, AWKWARD["chunk"], factor, num_mips)
+    tasks = tc.create_downsampling_tasks(path, num_mips=num_mips, factor=factor, memory_target=memory)
+    assert len(tasks) > 1 and all(s < v for s, v in zip(tasks.shape[:2], AWKWARD["shape"]))  # seams in x and y
     backend.run(
         tc.create_downsampling_tasks,
-        cli_args(path, num_mips, factor, method),
+        cli_args(path, num_mips, factor, method, ["--memory", str(memory)]),
         path,
         num_mips=num_mips,
         factor=factor,
         method=METHOD_IDS[method],
+        memory_target=memory,
     )
     assert_pyramid(path, whole, factor, num_mips, method)
 
@@ -103,9 +116,13 @@ METHOD_FACTORS = [
 @pytest.mark.parametrize("method,factor", METHOD_FACTORS)
 def test_every_method_and_factor(local, layer, method, factor):
     dtype = np.uint32 if method == "mode" else np.uint16
-    whole = random_volume((75, 41, 29), dtype, seed=13, labels=5 if method == "mode" else None)
+    whole = random_volume((75, 41, 37), dtype, seed=13, labels=5 if method == "mode" else None)
     path = layer(whole, chunk_size=(16, 8, 8), voxel_offset=(16, 8, 5))
-    local.run(tc.create_downsampling_tasks, (), path, num_mips=2, factor=factor, method=METHOD_IDS[method])
+    memory = seam_memory(dtype, 1, (16, 8, 8), factor, 2)
+    local.run(
+        tc.create_downsampling_tasks, (), path, num_mips=2, factor=factor, method=METHOD_IDS[method],
+        memory_target=memory,
+    )
     assert_pyramid(path, whole, factor, 2, method)
 
 
@@ -169,7 +186,7 @@ def test_new_chunk_size_and_encoding(local, layer):
 
 
 def test_dest_path_leaves_source_untouched(local, layer, tmp_path):
-    whole = random_volume((64, 64, 8), np.uint8, seed=2)
+    whole = random_volume((128, 128, 8), np.uint8, seed=2)
     path = layer(whole)
     dest = f"file://{tmp_path / 'pyramid'}"
     local.run(tc.create_downsampling_tasks, (), path, num_mips=2, dest_path=dest)

@@ -20,7 +20,7 @@ def chunk_files(root, key):
 
 
 def test_delete_levels_mip_to_mip_plus_num_mips(backend, layer, tmp_path):
-    whole = random_volume((128, 128, 16), np.uint8)
+    whole = random_volume((256, 256, 16), np.uint8)
     path = layer(whole, chunk_size=(32, 32, 8))
     backend.run(tc.create_downsampling_tasks, ["image", "downsample", path, "--num-mips", "3"], path, num_mips=3)
     keys = [s["key"] for s in CloudVolume(path).info["scales"]]

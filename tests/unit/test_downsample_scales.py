@@ -154,8 +154,15 @@ def test_scale_series_round_trip(steps):
             {},
             [(1, 1, 1), (2, 1, 1), (2, 2, 1), (4, 2, 1), (4, 4, 1), (8, 4, 1), (8, 8, 1)],
         ),
-        # max_downsampling is a true maximum: 50 allows 16 but not 64.
-        ((4096, 4096, 100), (4, 4, 40), [0, 1, 2], {"max_downsampling": 50}, [(1, 1, 1), (2, 2, 1), (4, 4, 1)]),
+        # Neuroglancer steps while the product is below max_downsampling: 16 < 50 allows one more
+        # step, to 64, and then the series stops although 4096/8 = 512 > 128.
+        (
+            (4096, 4096, 100),
+            (4, 4, 40),
+            [0, 1, 2],
+            {"max_downsampling": 50},
+            [(1, 1, 1), (2, 2, 1), (4, 4, 1), (8, 8, 1)],
+        ),
         # max_scales counts the initial (1,1,1).
         ((4096, 4096, 100), (4, 4, 40), [0, 1, 2], {"max_scales": 2}, [(1, 1, 1), (2, 2, 1)]),
         # max_scales=1: only the identity.
@@ -226,7 +233,8 @@ def test_near_isotropic_invariants(size, voxel, dims, max_scales, max_downsampli
         for d in dims:
             if d != finest:
                 assert (step[d] == 2) == (3 * vox[d] < 4 * vox[finest])
-    assert all(math.prod(s) <= max_downsampling for s in scales)
+    # a step is only taken from a scale whose product is still below max_downsampling
+    assert all(math.prod(prev) < max_downsampling for prev in scales[:-1])
 
 
 # ---------------------------------------------------------------------------------------
@@ -248,8 +256,9 @@ def test_near_isotropic_invariants(size, voxel, dims, max_scales, max_downsampli
             [(1, 1, 1), (2, 2, 1), (4, 4, 1), (8, 8, 1), (16, 16, 1), (32, 32, 1)],
         ),
         # anisotropic in x,y: (4,8): x alone first (8 is not closer to 8 when doubled), then
-        # both; (16,8,1) would have product 128 > 64.
-        ((1024, 1024, 10), (4, 8, 40), {}, [(1, 1, 1), (2, 1, 1), (4, 2, 1), (8, 4, 1)]),
+        # both; at (8,4,1) the product 32 is still below 64 and y (1024/4) above 128, so one
+        # more step to (16,8,1), after which the product 128 stops the series.
+        ((1024, 1024, 10), (4, 8, 40), {}, [(1, 1, 1), (2, 1, 1), (4, 2, 1), (8, 4, 1), (16, 8, 1)]),
         # 2-d size and voxel size are extended with z = 1.
         ((1024, 1024), (4, 4), {}, [(1, 1, 1), (2, 2, 1), (4, 4, 1), (8, 8, 1)]),
         # max_scales=3.
@@ -273,16 +282,21 @@ def test_two_dimensional_rejects_wrong_axes(size, voxel):
         ((1024, 1024, 100), "z", {}, [(1, 1, 1), (2, 2, 1), (4, 4, 1), (8, 8, 1)]),
         # preserve x: halve y,z.
         ((100, 1024, 1024), "x", {}, [(1, 1, 1), (1, 2, 2), (1, 4, 4), (1, 8, 8)]),
-        # preserve y: halve x,z; the larger axis (512) decides: 512/4 = 128.
-        ((512, 7, 256), "y", {}, [(1, 1, 1), (2, 1, 2), (4, 1, 4)]),
-        # product cap 64 stops at 8,8 though 2048/8 = 256 > 128.
-        ((2048, 300, 20), "z", {}, [(1, 1, 1), (2, 2, 1), (4, 4, 1), (8, 8, 1)]),
-        # with a looser cap the size criterion stops it: 2048/16 = 128.
-        ((2048, 300, 20), "z", {"max_downsampling": 1024}, [(1, 1, 1), (2, 2, 1), (4, 4, 1), (8, 8, 1), (16, 16, 1)]),
-        # already small: nothing to do.
+        # preserve y: its extent counts as z's (256); the smallest plane extent decides:
+        # floor(log2(256 / 128)) = 1 downsample.
+        ((512, 7, 256), "y", {}, [(1, 1, 1), (2, 1, 2)]),
+        # preserve z: z counts as x (2048); y = 300 decides: floor(log2(300/128)) = 1.
+        ((2048, 300, 20), "z", {}, [(1, 1, 1), (2, 2, 1)]),
+        # the reference's recorded series: 2048 / 128 = 16 ⇒ 4 downsamples (16 ≤ 64).
+        ((2048, 2048, 512), "z", {}, [(1, 1, 1), (2, 2, 1), (4, 4, 1), (8, 8, 1), (16, 16, 1)]),
+        # 16384 / 128 = 128 ⇒ 7 downsamples, but no per-axis factor above 64: six.
+        ((16384, 16384, 1), "z", {}, [(1, 1, 1)] + [(2**i, 2**i, 1) for i in range(1, 7)]),
+        # already small: nothing to do (64 / 128 < 1).
         ((128, 64, 5000), "z", {}, [(1, 1, 1)]),
-        # max_scales=2.
-        ((2048, 2048, 20), "z", {"max_scales": 2}, [(1, 1, 1), (2, 2, 1)]),
+        # max_scales caps the number of downsamples: 2 of the 4.
+        ((2048, 2048, 20), "z", {"max_scales": 2}, [(1, 1, 1), (2, 2, 1), (4, 4, 1)]),
+        # an empty axis: the identity only (the reference does not refuse it).
+        ((0, 2048, 512), "z", {}, [(1, 1, 1)]),
     ],
 )
 def test_plane_table(size, axis, kwargs, expected):
@@ -294,9 +308,9 @@ def test_plane_rejects_unknown_axis():
         dss.compute_plane_downsampling_scales((1024, 1024, 10), "w")
 
 
-def test_plane_rejects_zero_size():
-    with pytest.raises(InvalidParameterError, match="size"):
-        dss.compute_plane_downsampling_scales((1024, 0, 10), "z")
+def test_plane_rejects_unbounded_size():
+    with pytest.raises(InvalidParameterError, match="max_downsampled_size"):
+        dss.compute_plane_downsampling_scales((1024, 1024, 10), "z", max_downsampled_size=0)
 
 
 # ---------------------------------------------------------------------------------------
@@ -332,8 +346,9 @@ BIG = (100_000, 100_000, 10_000)
         ((512, 512, 512), (2, 2, 2), (64, 64, 64), BIG, 3),
         # z=64 halves to 32, not a multiple of 64, and the task does not span z: none.
         ((512, 512, 64), (2, 2, 2), (64, 64, 64), BIG, 0),
-        # ... unless the task spans the whole z extent (64 ≥ 64): x,y decide, 3.
-        ((512, 512, 64), (2, 2, 2), (64, 64, 64), (100_000, 100_000, 64), 3),
+        # spanning z does not help: the 64-voxel z is one chunk, and halving it would leave
+        # less than a chunk while x,y still span 8 chunks: none.
+        ((512, 512, 64), (2, 2, 2), (64, 64, 64), (100_000, 100_000, 64), 0),
         # a shape that is not a multiple of chunk·factor: 96/2 = 48.
         ((96, 96, 64), (2, 2, 1), (64, 64, 64), BIG, 0),
         # 192/2 = 96 = 3·32 tiles, 192/4 = 48 does not.
@@ -342,9 +357,21 @@ BIG = (100_000, 100_000, 10_000)
         ((128, 128, 50), (2, 2, 1), (64, 64, 64), BIG, 1),
         # x spans the volume (2048 ≥ 1500), y decides: 128, 64 tile, 32 does not.
         ((2048, 256, 64), (2, 2, 1), (64, 64, 64), (1500, 10_000, 100), 2),
-        # the task spans x,y entirely: levels continue until x,y are one voxel:
-        # 100 → 50, 25, 13, 7, 4, 2, 1 is seven levels.
-        ((128, 128, 16), (2, 2, 1), (64, 64, 16), (100, 100, 10), 7),
+        # the task spans x,y entirely: 100 voxels are 1.56 chunks; 50 fits in one chunk, so
+        # one level (the top of a pyramid is a single chunk, never less).
+        ((128, 128, 16), (2, 2, 1), (64, 64, 16), (100, 100, 10), 1),
+        # the reference's recorded layers (one task spans x,y): 2048/128 = 16 chunks ⇒ 4 levels,
+        # the last one chunk; 600/64 = 9.4 ⇒ 3 levels spanning whole chunks, and 38 voxels fit one
+        # chunk ⇒ 4; 333×777 over 32: 10.4 and 24.3 ⇒ 3, and 21×49 neither fills nor fits a chunk.
+        ((8192, 8192, 16), (2, 2, 1), (128, 128, 16), (2048, 2048, 128), 4),
+        ((4096, 4096, 64), (2, 2, 1), (64, 64, 64), (600, 600, 200), 4),
+        ((8192, 8192, 16), (2, 2, 1), (32, 32, 16), (333, 777, 55), 3),
+        # factor 2,2,2: z limits. 200/64 = 3.1 chunks ⇒ 1 level (2 would leave 50 < 64 while x,y
+        # are 150); 1000/100 everywhere = 10 ⇒ 3 + the one-chunk top; 128/16 = 8 ⇒ 3, and the
+        # z of level 3 is exactly one chunk, so no extra level.
+        ((1024, 1024, 1024), (2, 2, 2), (64, 64, 64), (600, 600, 200), 1),
+        ((1600, 1600, 160), (2, 2, 2), (100, 100, 10), (1000, 1000, 100), 4),
+        ((2048, 2048, 256), (2, 2, 2), (128, 128, 16), (2048, 2048, 128), 3),
         # the odd factor 3: 576/3 = 192, /9 = 64, /27 not integer.
         ((576, 576, 64), (3, 3, 1), (64, 64, 64), BIG, 2),
         # preserve x: y,z halve, 256 → 128 → 64 (chunk 64).
@@ -374,14 +401,19 @@ def test_compute_factors_rejects(args, match):
         dss.compute_factors(*args)
 
 
-def _level_ok(ds_shape, factor, chunk, volume, k) -> bool:
-    """Restated definition of a writable level k, axis by axis."""
-    for s, f, c, v in zip(ds_shape, factor, chunk, volume):
-        if f == 1 or s >= v:
-            continue
-        if s % f**k or (s // f**k) % c:
+def _level_ok(ds_shape, factor, chunk, volume, k, last: bool) -> bool:
+    """Restated definition of level k: whole chunks of every task on shared axes; every axis
+    still spans a whole chunk, or (the last level only) the level fits in one chunk while the
+    one below it was above a chunk on every axis."""
+    axes = [d for d in range(3) if factor[d] > 1]
+    for d in axes:
+        s, f, c, v = ds_shape[d], factor[d], chunk[d], volume[d]
+        if s < v and (s % f**k or (s // f**k) % c):
             return False
-    return True
+    r = {d: Fraction(min(ds_shape[d], volume[d]), chunk[d]) for d in axes}
+    spans = all(r[d] >= factor[d] ** k for d in axes)
+    top = all(factor[d] ** (k - 1) < r[d] <= factor[d] ** k for d in axes)
+    return spans or (last and top)
 
 
 @settings(max_examples=300, deadline=None)
@@ -395,11 +427,12 @@ def test_compute_factors_consistent_with_chunks(chunk, mult, factor, volume):
     ds_shape = tuple(c * m for c, m in zip(chunk, mult))
     levels = len(dss.compute_factors(ds_shape, factor, chunk, volume))
     for k in range(1, levels + 1):
-        assert _level_ok(ds_shape, factor, chunk, volume, k)
-    # the next level is refused either by chunk divisibility or because the
-    # downsampled axes of the volume are already a single voxel
-    exhausted = all(-(-v // f**levels) <= 1 for v, f in zip(volume, factor) if f > 1)
-    assert exhausted or not _level_ok(ds_shape, factor, chunk, volume, levels + 1)
+        assert _level_ok(ds_shape, factor, chunk, volume, k, last=k == levels)
+    assert not _level_ok(ds_shape, factor, chunk, volume, levels + 1, last=True)
+    # no two levels are single chunks on every downsampled axis: the pyramid stops at one chunk
+    if levels >= 2:
+        prev = [-(-min(s, v) // f ** (levels - 1)) for s, v, f in zip(ds_shape, volume, factor)]
+        assert any(p > c for p, c, f in zip(prev, chunk, factor) if f > 1)
 
 
 # ---------------------------------------------------------------------------------------
@@ -413,8 +446,12 @@ def test_compute_factors_consistent_with_chunks(chunk, mult, factor, volume):
         ((256, 256, 16), "z", None, None, [(1, 1, 1), (2, 2, 1), (4, 4, 1)]),
         # a 32,32,8 chunk allows one more level: 256/8 = 32.
         ((256, 256, 16), "z", None, (32, 32, 8), [(1, 1, 1), (2, 2, 1), (4, 4, 1), (8, 8, 1)]),
-        # factor wins over axis; z=32 spans the 30-voxel z extent so 2,2,2 works until x: 256/4=64.
-        ((256, 256, 32), "z", (2, 2, 2), None, [(1, 1, 1), (2, 2, 2), (4, 4, 4)]),
+        # factor wins over axis: z's 30 voxels are less than two 16-voxel chunks, so halving z
+        # would leave less than a chunk while x,y still span 4: no level.
+        ((256, 256, 32), "z", (2, 2, 2), None, [(1, 1, 1)]),
+        # with 8-voxel z chunks (3.75 of them) level 1 spans whole chunks; level 2 (z 7.5, x,y
+        # 64 of the task) is within one chunk on every axis, the top: two levels.
+        ((256, 256, 32), "z", (2, 2, 2), (64, 64, 8), [(1, 1, 1), (2, 2, 2), (4, 4, 4)]),
         # shape not tileable: only the identity.
         ((96, 96, 16), "z", None, None, [(1, 1, 1)]),
     ],
@@ -471,9 +508,10 @@ def test_create_downsample_scales_max_mips(tmp_path):
 
 
 def test_create_downsample_scales_volumetric_factor(tmp_path):
-    # factor 2,2,2 with a task 32 deep: z=30 fits in one task, so z never limits;
-    # x: 128, 64 tile 64-chunks ⇒ two levels. z: 30 → 15 → 8, offset 7 → 3 → 1.
-    path = make_info_layer(tmp_path)
+    # factor 2,2,2 with a task 32 deep over 8-voxel z chunks: z=30 is 3.75 chunks, x,y 4 chunks
+    # of the task: level 1 spans whole chunks, level 2 (z 7.5, x,y 64) fits one chunk ⇒ two
+    # levels. z: 30 → 15 → 8, offset 7 → 3 → 1.
+    path = make_info_layer(tmp_path, chunk_size=(64, 64, 8))
     dss.create_downsample_scales(path, 0, (256, 256, 32), factor=(2, 2, 2))
     scales = stored_info(path)["scales"]
     assert [s["resolution"] for s in scales] == [[4, 4, 40], [8, 8, 80], [16, 16, 160]]
@@ -482,13 +520,13 @@ def test_create_downsample_scales_volumetric_factor(tmp_path):
 
 
 def test_create_downsample_scales_axis_x(tmp_path):
-    # axis 'x' ⇒ factor (1,2,2); layer 300x512x64 with 64³ chunks, task 64x256x128:
-    # y 128, 64 tile; z spans? 128 ≥ 64 yes ⇒ y decides: two levels.
-    path = make_info_layer(tmp_path, size=(300, 512, 64), voxel_offset=(0, 0, 0), chunk_size=(64, 64, 64))
-    dss.create_downsample_scales(path, 0, (64, 256, 128), axis="x")
+    # axis 'x' ⇒ factor (1,2,2); layer 300x512x256 with 64³ chunks, task 64x256x256:
+    # y: 128, 64 tile the task; z spans 4 chunks; a third level would leave y 32 < 64 ⇒ two.
+    path = make_info_layer(tmp_path, size=(300, 512, 256), voxel_offset=(0, 0, 0), chunk_size=(64, 64, 64))
+    dss.create_downsample_scales(path, 0, (64, 256, 256), axis="x")
     scales = stored_info(path)["scales"]
     assert [s["resolution"] for s in scales] == [[4, 4, 40], [4, 8, 80], [4, 16, 160]]
-    assert [s["size"] for s in scales] == [[300, 512, 64], [300, 256, 32], [300, 128, 16]]
+    assert [s["size"] for s in scales] == [[300, 512, 256], [300, 256, 128], [300, 128, 64]]
 
 
 def test_create_downsample_scales_from_higher_mip_updates_existing(tmp_path):
@@ -602,7 +640,7 @@ def test_create_downsample_scales_missing_layer(tmp_path):
 
 def test_create_downsample_scales_refuses_conflicting_existing_scale(tmp_path):
     # scale 1 exists at 8,8,80; a 2,2,1 pyramid needs 8,8,40 there
-    path = make_info_layer(tmp_path)
+    path = make_info_layer(tmp_path, chunk_size=(64, 64, 8))
     dss.create_downsample_scales(path, 0, (256, 256, 32), factor=(2, 2, 2), max_mips=1)
     before = stored_info(path)
     with pytest.raises(InvalidParameterError, match=r"scale 1 has resolution \[8, 8, 80\]"):
@@ -766,15 +804,16 @@ def test_downsample_shape_fits_and_is_largest(width, chunk, factor, target, max_
             dss.downsample_shape_from_memory_target(width, *chunk, factor, target, max_mips=max_mips)
         return
     shape = tuple(int(s) for s in dss.downsample_shape_from_memory_target(width, *chunk, factor, target, max_mips))
-    ratios = {s // c for s, c, f in zip(shape, chunk, factor) if f > 1}
+    grow = (2, 2, 1) if factor == (1, 1, 1) else factor  # a plain copy grows in x,y
+    ratios = {s // c for s, c, g in zip(shape, chunk, grow) if g > 1}
     assert all(s % c == 0 for s, c in zip(shape, chunk))
-    assert all(s == c for s, c, f in zip(shape, chunk, factor) if f == 1)
+    assert all(s == c for s, c, g in zip(shape, chunk, grow) if g == 1)
     assert len(ratios) <= 1  # every downsampled axis grows by the same power of two
     mips = int(math.log2(ratios.pop())) if ratios else 0
     assert mips <= max_mips
     assert memory(width, shape, factor) <= target
-    if factor != (1, 1, 1) and mips < max_mips:
-        larger = tuple(s * f for s, f in zip(shape, factor))
+    if mips < max_mips:
+        larger = tuple(s * g for s, g in zip(shape, grow))
         assert memory(width, larger, factor) > target
 
 

@@ -187,15 +187,15 @@ def test_writer_sparse_keys_read_back(count):
 @pytest.mark.parametrize(
     "labels, min_shards, expected",
     [(100_000, 1, (0, 7, 0)), (100_000, 16, (4, 3, 0)), (10**7, 1, (4, 9, 0)), (10**6, 1, (1, 9, 0)),
-     (10**8, 1, (8, 9, 0)), (0, 4, (2, 0, 0)), (5, 5, (3, 0, 0))],
+     (10**8, 1, (8, 9, 0)), (0, 4, (0, 0, 0)), (5, 5, (2, 0, 0)), (1000, 1000, (10, 0, 0))],
 )
 def test_hashed_params_table(labels, min_shards, expected):
     assert compute_shard_params_for_hashed(labels, min_shards=min_shards) == expected
 
 
 @pytest.mark.parametrize("labels", [1, 500, 1366, 40_000, 699_051, 3_000_000, 10**9])
-@pytest.mark.parametrize("min_shards", [1, 2, 8, 64])
-def test_hashed_params_equal_cloudvolume_for_powers_of_two(labels, min_shards):
+@pytest.mark.parametrize("min_shards", [1, 2, 3, 5, 8, 64, 1000])
+def test_hashed_params_equal_cloudvolume(labels, min_shards):
     ours = compute_shard_params_for_hashed(labels, min_shards=min_shards)
     assert ours == tuple(int(v) for v in cv_hashed(labels, min_shards=min_shards))
 
