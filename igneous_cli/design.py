@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import operator
 import posixpath
 from typing import Sequence
 
@@ -12,7 +10,7 @@ import numpy as np
 from cloudfiles import CloudFiles
 from cloudvolume.lib import Bbox, Vec
 
-from igneous.downsample_scales import downsample_shape_from_memory_target
+from igneous.downsample_scales import compute_factors, downsample_shape_from_memory_target, task_memory
 from igneous.volumes import open_volume
 from igneous_cli.humanbytes import format_bytes
 from igneous_cli.params import CloudPath, Tuple3, mip_option
@@ -77,7 +75,7 @@ def ds_memory(path: str, memory_bytes: float, mip: int, factor: Sequence[int], v
     shape = Vec(*shape)
     click.echo(_xyz(shape, sep=","))
     if verbose:
-        click.echo(f"Downsamples: {downsamples_in_shape(shape, chunk, factor)}")
+        click.echo(f"Downsamples: {downsamples_in_shape(shape, chunk, factor, vol.meta.volume_size(mip))}")
         click.echo(f"Memory used: {format_bytes(memory_used(data_width, shape, factor))}")
 
 
@@ -100,22 +98,15 @@ def ds_shape(path: str, shape: Sequence[int], mip: int, factor: Sequence[int]) -
 
 def memory_used(data_width: int, shape: Sequence[int], factor: Sequence[int]) -> float:
     """Bytes for a block of ``shape`` plus its whole pyramid: x·y·z·width·f/(f−1), f = product of factor."""
-    memory = data_width * functools.reduce(operator.mul, (int(s) for s in shape), 1)
-    f = functools.reduce(operator.mul, (int(v) for v in factor), 1)
-    return float(memory) if f == 1 else memory * f / (f - 1)
+    return float(task_memory(data_width, shape, factor))
 
 
-def downsamples_in_shape(shape: Sequence[int], chunk: Sequence[int], factor: Sequence[int]) -> int:
-    """Pyramid levels a block of ``shape`` yields before a downsampled axis falls below one chunk."""
-    levels = []
-    for s, c, f in zip(shape, chunk, factor):
-        if int(f) > 1:
-            n, size = 0, int(s)
-            while size // int(f) >= int(c) and size % int(f) == 0:
-                size //= int(f)
-                n += 1
-            levels.append(n)
-    return min(levels) if levels else 0
+def downsamples_in_shape(shape: Sequence[int], chunk: Sequence[int], factor: Sequence[int], volume=None) -> int:
+    """Pyramid levels a task of ``shape`` writes (over ``volume``, default: an unbounded layer)."""
+    if max(int(f) for f in factor) < 2:
+        return 0
+    volume = volume if volume is not None else [2**62] * 3
+    return len(compute_factors(shape, factor, chunk, volume))
 
 
 def _xyz(values: Sequence[int], sep: str = " x ") -> str:
@@ -183,6 +174,8 @@ def _print_plan(job) -> None:
     click.echo(f"Tasks: {len(_grid(job))}")
     terms = ", ".join(f"{k} {format_bytes(v)}" for k, v in plan.memory.items())
     click.echo(f"Peak memory per task: {format_bytes(plan.peak_bytes)} ({terms})")
+    if plan.peak_bytes > job.memory_target:
+        click.echo(f"Above --memory {format_bytes(job.memory_target)}: runs anyway (see the warning for what fits)")
 
 
 def _grid(job):

@@ -56,6 +56,7 @@ class PreparedShardJob:
     plan: ShardPlan
     bounds: Bbox
     kwargs: dict
+    memory_target: int = 0
 
 
 def _check_index_encoding(value: str) -> str:
@@ -148,7 +149,7 @@ def prepare_shard_transfer(
         stop_layer=stop_layer,
         use_https_for_source=bool(use_https_for_source),
     )
-    return PreparedShardJob(dest, plan, task_bounds, kwargs)
+    return PreparedShardJob(dest, plan, task_bounds, kwargs, memory_target)
 
 
 def _committed(path: str) -> bool:
@@ -253,15 +254,10 @@ def prepare_shard_downsample(
     written = encoding or vol.meta.encoding(mip)
     chunk = as_triple(chunk_size, "chunk_size") if chunk_size is not None else Vec(*vol.meta.chunk_size(mip))
     bpv = _bpv(vol)
-    if int(np.prod(chunk)) * bpv > memory_target:
-        raise InvalidParameterError(
-            f"memory_target {memory_target:,} bytes is below one chunk of {'×'.join(map(str, chunk))}; "
-            "raise memory_target or use a smaller chunk_size"
-        )
     explicit = num_mips is not None
     wanted = check_count(num_mips, "num_mips") if explicit else 3
 
-    def attempt(n: int) -> PreparedShardJob:
+    def attempt(n: int, over_target_ok: bool) -> PreparedShardJob:
         info_vol = CloudVolume(cloudpath, info=_copy_info(vol.info), progress=False, cdn_cache=False)
         if truncate_scales:
             truncate_info_scales(info_vol.info, mip)
@@ -271,7 +267,7 @@ def prepare_shard_downsample(
         data_encodings = [shard_data_encoding(info_vol.meta.encoding(mip + k)) for k in range(1, n + 1)]
         plan = plan_shard_pyramid(
             vol.meta.volume_size(mip), vol.meta.chunk_size(mip), sizes, chunk, mip, factor, bpv, memory_target,
-            data_encodings,
+            data_encodings, over_target_ok=over_target_ok,
         )
         for level in plan.levels:
             info_vol.info["scales"][level.mip]["sharding"] = level.spec
@@ -288,14 +284,16 @@ def prepare_shard_downsample(
             agglomerate=bool(agglomerate), timestamp=timestamp, factor=list(factor), method=int(method),
             num_mips=n, codec_threads=int(codec_threads),
         )
-        return PreparedShardJob(info_vol, plan, selected, kwargs)
+        return PreparedShardJob(info_vol, plan, selected, kwargs, memory_target)
 
     if explicit:
-        job = attempt(wanted)
+        job = attempt(wanted, over_target_ok=True)
     else:
+        # Without an explicit num_mips, fewer levels are planned rather than exceeding the
+        # memory target; one level always runs (with a warning if even that is over).
         for n in range(wanted, 0, -1):
             try:
-                job = attempt(n)
+                job = attempt(n, over_target_ok=n == 1)
             except InvalidParameterError:
                 if n == 1:
                     raise

@@ -12,6 +12,7 @@ its memory is the slab and its pyramid, not the shards.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from typing import Optional, Sequence, Tuple
@@ -20,6 +21,8 @@ import numpy as np
 
 from igneous.errors import InvalidParameterError
 from igneous.shards import SHARD_TYPE, grid_size, morton_bits, morton_shape, spool_allowance
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "create_sharded_image_info",
@@ -121,7 +124,7 @@ def _shard_chunk_bits(size, chunk, chunk_bytes: int, byte_target) -> int:
     bits) although one file could hold it all.
     """
     num_chunks = int(np.prod(grid_size(size, chunk)))
-    fit = int(math.floor(math.log2(int(byte_target) // chunk_bytes)))
+    fit = int(math.floor(math.log2(max(1, -(-int(byte_target) // chunk_bytes)))))
     whole_scale = int(math.ceil(math.log2(num_chunks))) if num_chunks > 1 else 0
     return min(fit, whole_scale)
 
@@ -164,11 +167,8 @@ def create_sharded_image_info(
     label_bits, max_minishard = _limits(max_shard_index_bytes, max_minishard_index_bytes, max_labels_per_minishard)
     _, total = _check_bits(size, chunk)
     chunk_bytes = int(np.prod(chunk)) * _bytes_per_voxel(dtype)
-    if chunk_bytes > uncompressed_shard_bytesize:
-        raise InvalidParameterError(
-            f"one chunk ({chunk_bytes} bytes) is larger than the shard target {int(uncompressed_shard_bytesize)}; "
-            "use a smaller chunk_size or a larger target"
-        )
+    if not uncompressed_shard_bytesize or uncompressed_shard_bytesize <= 0:
+        raise InvalidParameterError(f"uncompressed_shard_bytesize must be positive; got {uncompressed_shard_bytesize!r}")
     t = min(_shard_chunk_bits(size, chunk, chunk_bytes, uncompressed_shard_bytesize), total)
     t = min(t, max_shard_bits(label_bits, max_minishard))
     if encoding in IMAGE_CODECS:
@@ -256,39 +256,33 @@ def plan_shard_transfer(
     data_encoding: str = "gzip",
     selected_tasks=None,
 ) -> ShardPlan:
-    """One task per shard. Without a given ``spec`` the shard is the largest that fits
-    ``memory_target`` both as a byte target and in the task's memory model."""
+    """One task per shard, shards of ``memory_target`` uncompressed bytes (the reference's
+    layout) unless an existing destination's ``spec`` is given.
+
+    A task streams its shard by z-slabs, so its peak memory is usually well below the shard
+    size; when the model says it needs more than ``memory_target`` (tiny targets, big chunks)
+    the plan still runs, with one warning giving the figure.
+    """
     size = tuple(int(v) for v in size)
     chunk = tuple(int(v) for v in chunk)
     chunk_bytes = int(np.prod(chunk)) * bpv
-    target = int(memory_target)
-    while True:
-        if spec is None or target != int(memory_target):
-            if target < chunk_bytes:
-                raise InvalidParameterError(
-                    f"memory_target {int(memory_target):,} bytes is below what one chunk of "
-                    f"{'×'.join(map(str, chunk))} needs to be transferred; raise memory_target "
-                    f"or use a smaller chunk_size"
-                )
-            level_spec = create_sharded_image_info(
-                size, chunk, encoding, bpv, uncompressed_shard_bytesize=target,
-                minishard_index_encoding=minishard_index_encoding, data_encoding=data_encoding,
-            )
-        else:
-            level_spec = spec
-        level = _level(mip, size, chunk, level_spec, bpv)
-        shape = level.shard_shape
-        slab = min(shape[0], size[0]) * min(shape[1], size[1]) * chunk[2] * bpv
-        memory = shard_task_memory(slab, chunk_bytes, level.shard_bytes)
-        plan = ShardPlan("transfer", shape, level.num_shards, chunk[2], (level,), memory)
-        if plan.peak_bytes <= memory_target:
-            return plan
-        if spec is not None:
-            raise InvalidParameterError(
-                f"the existing destination's shards of {'×'.join(map(str, shape))} voxels need "
-                f"{plan.peak_bytes:,} bytes per task; raise memory_target to ≥ {_round_up(plan.peak_bytes)}"
-            )
-        target //= 2
+    if spec is None:
+        spec = create_sharded_image_info(
+            size, chunk, encoding, bpv, uncompressed_shard_bytesize=int(memory_target),
+            minishard_index_encoding=minishard_index_encoding, data_encoding=data_encoding,
+        )
+    level = _level(mip, size, chunk, spec, bpv)
+    shape = level.shard_shape
+    slab = min(shape[0], size[0]) * min(shape[1], size[1]) * chunk[2] * bpv
+    memory = shard_task_memory(slab, chunk_bytes, level.shard_bytes)
+    plan = ShardPlan("transfer", shape, level.num_shards, chunk[2], (level,), memory)
+    if plan.peak_bytes > memory_target:
+        log.warning(
+            "a task writing one %s-voxel shard needs about %s bytes, above memory_target=%s; running it anyway "
+            "(a smaller chunk_size or a larger memory_target would fit)",
+            "×".join(map(str, shape)), f"{plan.peak_bytes:,}", f"{int(memory_target):,}",
+        )
+    return plan
 
 
 def _tiles(shape_vox: Sequence[int], footprint: Sequence[int], covered: Sequence[bool]) -> bool:
@@ -306,12 +300,18 @@ def plan_shard_pyramid(
     memory_target: int,
     data_encodings: Sequence[str],
     minishard_index_encoding: str = "gzip",
+    over_target_ok: bool = False,
 ) -> ShardPlan:
     """Task box and per-level shard specs for ``len(level_sizes)`` levels above ``mip``.
 
+    The smallest task box that keeps every level shard-aligned may still need more than
+    ``memory_target``: with ``over_target_ok`` (the user asked for exactly these levels and
+    chunks) that plan runs with one warning naming the memory a task needs and what would fit;
+    otherwise it is refused so the caller can plan fewer levels.
+
     Raises:
-        InvalidParameterError: when no task box is small enough for ``memory_target``; the
-            message names a num_mips, memory_target and chunk_size that would work.
+        InvalidParameterError: when no task box fits ``memory_target`` and not ``over_target_ok``;
+            the message names a num_mips, memory_target and chunk_size that would work.
     """
     chunk_bytes = int(np.prod(chunk)) * bpv
     if chunk_bytes > SHARD_BYTE_TARGET:
@@ -319,16 +319,17 @@ def plan_shard_pyramid(
             f"one chunk of {'×'.join(map(str, chunk))} is {chunk_bytes:,} bytes, above the "
             f"{SHARD_BYTE_TARGET:,}-byte shard target; use a smaller chunk_size"
         )
-    plan, smallest = _plan_pyramid(size, src_chunk, level_sizes, chunk, mip, factor, bpv, memory_target,
-                                   data_encodings, minishard_index_encoding)
-    if plan is not None:
+    plan, fits = _plan_pyramid(size, src_chunk, level_sizes, chunk, mip, factor, bpv, memory_target,
+                               data_encodings, minishard_index_encoding)
+    if fits:
         return plan
+    smallest = plan.peak_bytes
     n = len(level_sizes)
     hints = []
     for fewer in range(n - 1, 0, -1):
-        p, _ = _plan_pyramid(size, src_chunk, level_sizes[:fewer], chunk, mip, factor, bpv, memory_target,
-                             data_encodings[:fewer], minishard_index_encoding)
-        if p is not None:
+        _, ok = _plan_pyramid(size, src_chunk, level_sizes[:fewer], chunk, mip, factor, bpv, memory_target,
+                              data_encodings[:fewer], minishard_index_encoding)
+        if ok:
             hints.append(f"num_mips ≤ {fewer}")
             break
     for j in (1, 2, 3):
@@ -336,12 +337,18 @@ def plan_shard_pyramid(
         if list(smaller) == list(chunk):
             continue
         sizes = [tuple(s) for s in level_sizes]
-        p, _ = _plan_pyramid(size, src_chunk, sizes, smaller, mip, factor, bpv, memory_target, data_encodings,
-                             minishard_index_encoding)
-        if p is not None:
+        _, ok = _plan_pyramid(size, src_chunk, sizes, smaller, mip, factor, bpv, memory_target, data_encodings,
+                              minishard_index_encoding)
+        if ok:
             hints.append(f"chunk_size {','.join(map(str, smaller))}")
             break
     hints.append(f"memory_target ≥ {_round_up(smallest)}")
+    if over_target_ok:
+        log.warning(
+            "num_mips=%d needs about %s bytes per task, above memory_target=%s; running it anyway (%s would fit)",
+            n, f"{smallest:,}", f"{int(memory_target):,}", " or ".join(hints),
+        )
+        return plan
     raise InvalidParameterError(
         f"num_mips={n} cannot be shard-aligned within memory_target={int(memory_target):,} bytes: the smallest "
         f"task needs {smallest:,} bytes; use {', or '.join(hints)}"
@@ -409,6 +416,7 @@ def _plan_pyramid(size, src_chunk, level_sizes, chunk, mip, factor, bpv, memory_
         num = int(np.prod([-(-int(s) // int(t)) for s, t in zip(size, task)]))
         plan = ShardPlan("pyramid", tuple(int(v) for v in task), num, z, tuple(levels), memory)
         if plan.peak_bytes <= memory_target:
-            return plan, 0
-        smallest = plan.peak_bytes
-    return None, smallest or 0
+            return plan, True
+        if smallest is None or plan.peak_bytes <= smallest.peak_bytes:
+            smallest = plan
+    return smallest, False

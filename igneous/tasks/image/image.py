@@ -25,6 +25,7 @@ from igneous.tasks.image.common import (
     task_box,
     writable_levels,
 )
+from igneous.tasks.image.transcode import lossless_transcode, transcode_box
 from igneous.tasks.registry import queueable
 from igneous.types import DownsampleMethods
 
@@ -141,13 +142,15 @@ def TransferTask(
     src_box = dst_box - translate
     levels_wanted = 0 if skip_downsamples else max_mips
 
-    if (
-        not skip_first
-        and (skip_downsamples or _top_mip(dest, mip))
-        and not translate.any()
-        and _same_layout(src, dest, mip)
-        and not delete_black_uploads
-    ):
+    copy_files = not skip_first and not translate.any() and not delete_black_uploads
+    if copy_files and lossless_transcode(src, dest, mip):
+        # JPEG ⇄ JPEG XL at quality 100 keeps the JPEG bitstream; the pyramid, if any, is
+        # built from the decoded pixels as usual.
+        transcode_box(src, dest, mip, src_box, fill_missing)
+        if skip_downsamples or _top_mip(dest, mip):
+            return
+        skip_first = True
+    elif copy_files and (skip_downsamples or _top_mip(dest, mip)) and _same_layout(src, dest, mip):
         src.image.transfer_to(dest_path, src_box, mip, compress=compress)
         return
 
