@@ -8,9 +8,12 @@ planners (truncating scales, cleaning transferred infos).
 from __future__ import annotations
 
 import logging
+import os
+import re
 from typing import Optional, Sequence
 
 import numpy as np
+from cloudfiles import paths as cfpaths
 from cloudvolume import CloudVolume
 from cloudvolume.exceptions import InfoUnavailableError
 
@@ -20,6 +23,9 @@ __all__ = [
     "ENCODINGS",
     "LOSSY_ENCODINGS",
     "open_volume",
+    "normalize_layer_path",
+    "check_info",
+    "check_writable",
     "check_mip",
     "normalize_encoding",
     "normalize_compress",
@@ -53,16 +59,110 @@ COMPRESSIONS = ("gzip", "br", "zstd")
 
 
 def open_volume(path: str, mip: int = 0, **kwargs) -> CloudVolume:
-    """A CloudVolume with the options every task wants; a missing layer is a user error."""
+    """A CloudVolume with the options every task wants.
+
+    A missing layer, a file given where the layer directory belongs (``LAYER/info``), and an
+    ``info`` that is not JSON or describes no usable scale are user errors, each one line.
+    """
     kwargs.setdefault("progress", False)
     kwargs.setdefault("cdn_cache", False)
     try:
         vol = CloudVolume(path, mip=0, **kwargs)
     except InfoUnavailableError:
         raise LayerNotFoundError(path) from None
+    except NotADirectoryError:
+        raise InvalidParameterError(f"{path} is a file; give the layer's directory (the one holding 'info')") from None
+    except (ValueError, KeyError, TypeError) as err:  # JSONDecodeError is a ValueError
+        raise InvalidParameterError(
+            f"the info file of {path} is not a usable Precomputed info ({type(err).__name__}: {err}); fix or "
+            "recreate it"
+        ) from None
+    check_info(vol.info, path)
     check_mip(vol, mip)
     vol.mip = mip
     return vol
+
+
+def check_info(info: dict, path: str) -> None:
+    """Refuse an info whose scales cannot describe a volume (sizes, chunks, resolutions)."""
+    scales = info.get("scales") if isinstance(info, dict) else None
+    if not isinstance(scales, list) or not scales:
+        raise InvalidParameterError(f"the info file of {path} lists no scales; fix or recreate it")
+    for i, scale in enumerate(scales):
+        try:
+            size = [int(v) for v in scale["size"]]
+            chunks = [[int(v) for v in c] for c in scale["chunk_sizes"]]
+            resolution = [float(v) for v in scale["resolution"]]
+            [int(v) for v in scale["voxel_offset"]]
+        except (KeyError, TypeError, ValueError):
+            raise InvalidParameterError(
+                f"scale {i} of {path} lacks a size, chunk_sizes, resolution or voxel_offset of three numbers; "
+                "fix the info"
+            ) from None
+        if len(size) != 3 or min(size) < 1 or not chunks or any(len(c) != 3 or min(c) < 1 for c in chunks):
+            raise InvalidParameterError(
+                f"scale {i} of {path} has size {size} and chunk sizes {chunks}; both must be positive; fix the info"
+            )
+        if len(resolution) != 3 or min(resolution) <= 0:
+            raise InvalidParameterError(f"scale {i} of {path} has resolution {resolution}; it must be positive")
+
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):/")
+QUEUE_SCHEMES = ("fq", "sqs", "pubsub")
+
+
+def normalize_layer_path(path: str) -> str:
+    """A layer location as CloudVolume takes it: a bare local path becomes absolute ``file://``.
+
+    Anything that looks like a URL must use a scheme cloud-files knows (``file``, ``gs``,
+    ``s3``, ``http(s)``, ``mem`` and their aliases, optionally behind a format such as
+    ``precomputed://`` or ``zarr://``): a typo like ``s4://bucket`` is refused instead of
+    becoming the relative directory ``./s4:/bucket``, and a queue URL is never a layer.
+    """
+    text = str(path).strip()
+    if not text:
+        raise InvalidParameterError("a layer path is required")
+    match = _SCHEME.match(text)
+    if match is None:
+        return cfpaths.normalize(text)
+    scheme = match.group(1).lower()
+    if "://" not in text:
+        raise InvalidParameterError(f"{text} looks like a URL missing a slash; write {scheme}://… (or a plain local path)")
+    if scheme in QUEUE_SCHEMES:
+        raise InvalidParameterError(f"{text} is a queue ({scheme}://), not a layer; give the layer's path or URL")
+    try:
+        cfpaths.extract(text)
+    except Exception:
+        known = set(cfpaths.ALLOWED_PROTOCOLS) | set(cfpaths.ALLOWED_FORMATS)
+        schemes = re.findall(r"([A-Za-z][A-Za-z0-9+.-]*)://", text) or [scheme]
+        bad = next((s for s in schemes if s.lower() not in known), schemes[-1])
+        protocols = ", ".join(f"{p}://" for p in cfpaths.ALLOWED_PROTOCOLS)
+        raise InvalidParameterError(
+            f"{text}: unknown scheme {bad}://; use one of {protocols} (optionally behind precomputed://, zarr://, "
+            "n5://, graphene://) or a local path"
+        ) from None
+    return cfpaths.normalize(text)
+
+
+def check_writable(path: str) -> None:
+    """Refuse a local (file://) destination this process cannot write, before anything is written.
+
+    Cloud stores are not probed (that would cost a request and a write); their errors surface
+    on the first write, which is the info, so nothing else is written either.
+    """
+    try:
+        extracted = cfpaths.extract(cfpaths.normalize(path))
+    except Exception:
+        return
+    if extracted.protocol != "file":
+        return
+    probe = extracted.path.rstrip("/") or "/"
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe) or "/"
+    if not os.path.isdir(probe):
+        raise InvalidParameterError(f"cannot write {path}: {probe} is a file, not a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise InvalidParameterError(f"cannot write {path}: {probe} is not writable by this user")
 
 
 def check_mip(vol: CloudVolume, mip: int, name: str = "mip") -> None:

@@ -8,6 +8,7 @@ task that fails while running in-process into one ``error: Type: message`` line 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from typing import Iterable, Sequence
 
@@ -34,13 +35,18 @@ LOGGER = "igneous"
 
 
 class IgneousGroup(click.Group):
-    """The root group: refuses bad parameters found by the library as click usage errors."""
+    """The root group: refuses bad parameters found by the library as click usage errors, and
+    turns an operating-system error while planning (an unwritable destination, a full disk
+    before anything was queued) into one line instead of a traceback. Failures of tasks run
+    in-process are reported by ``enqueue_tasks`` (exit 1)."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except InvalidParameterError as err:
             raise click.UsageError(_one_line(err)) from None
+        except OSError as err:
+            raise click.UsageError(f"{type(err).__name__}: {_one_line(err)}") from None
 
 
 class TaskFailed(click.ClickException):
@@ -56,9 +62,14 @@ class TaskFailed(click.ClickException):
         click.echo(f"error: {self.format_message()}", file=file, err=True)
 
 
+_NUMPY_SCALAR = re.compile(r"np\.(?:u?int\d+|float\d+|bool_?|str_)\(([^()]*)\)")
+
+
 def _one_line(err: BaseException) -> str:
+    """The message on one line, with numpy scalar reprs (``np.int64(64)``) shown as plain values."""
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    return " ".join(lines) if lines else type(err).__name__
+    text = " ".join(lines) if lines else type(err).__name__
+    return _NUMPY_SCALAR.sub(r"\1", text)
 
 
 def numberify(x):

@@ -13,7 +13,7 @@ from cloudvolume.lib import Bbox, Vec
 from igneous.downsample_scales import compute_factors, downsample_shape_from_memory_target, task_memory
 from igneous.volumes import open_volume
 from igneous_cli.humanbytes import format_bytes
-from igneous_cli.params import CloudPath, Tuple3, mip_option
+from igneous_cli.params import ByteSize, CloudPath, Tuple3, memory_option, mip_option
 
 __all__ = ["design", "memory_used", "downsamples_in_shape", "PYRAMID_FACTORS"]
 
@@ -56,7 +56,7 @@ def bounds(path: str, mip: int) -> None:
 
 @design.command("ds-memory")
 @click.argument("path", type=CloudPath())
-@click.argument("memory_bytes", type=float)
+@click.argument("memory_bytes", type=ByteSize())
 @mip_option()
 @factor_option
 @click.option("--verbose", is_flag=True, default=False, help="Also print the downsamples and memory used.")
@@ -68,7 +68,7 @@ def ds_memory(path: str, memory_bytes: float, mip: int, factor: Sequence[int], v
     chunk = vol.meta.chunk_size(mip)
     try:
         shape = downsample_shape_from_memory_target(
-            data_width, int(chunk.x), int(chunk.y), int(chunk.z), factor, int(memory_bytes), max_mips
+            data_width, int(chunk.x), int(chunk.y), int(chunk.z), factor, memory_bytes, max_mips
         )
     except ValueError as err:
         raise click.UsageError(f"ds-memory: {err}") from None
@@ -113,9 +113,6 @@ def _xyz(values: Sequence[int], sep: str = " x ") -> str:
     return sep.join(str(int(v)) for v in values)
 
 
-memory_option = click.option(
-    "--memory", default=3.5e9, type=float, show_default=True, help="memory_target: bytes per task."
-)
 
 
 @design.command("shard-xfer")
@@ -124,14 +121,14 @@ memory_option = click.option(
 @click.option("--chunk-size", type=Tuple3(), default=None, help="Chunk size of the sharded copy (default: SRC's).")
 @click.option("--encoding", default=None, help="Encoding of the copy (default: SRC's).")
 @click.option("--compress", default="gzip", show_default=True, help="Per-chunk storage inside shards: gzip or none.")
-@memory_option
+@memory_option(help="memory_target: bytes per task (e.g. 3.5e9, 2GB).")
 def shard_xfer(src: str, mip: int, chunk_size, encoding, compress, memory: float) -> None:
     """Dry run of `image xfer --sharded`: shard geometry, tasks and memory; writes nothing."""
     from igneous.task_creation.shard_image import prepare_shard_transfer
 
     job = prepare_shard_transfer(
         src, src.rstrip("/") + "-design-dry-run", mip=mip, chunk_size=chunk_size, encoding=encoding,
-        compress=compress, memory_target=int(memory),
+        compress=compress, memory_target=memory,
     )
     _print_plan(job)
 
@@ -143,14 +140,14 @@ def shard_xfer(src: str, mip: int, chunk_size, encoding, compress, memory: float
 @click.option("--volumetric", is_flag=True, default=False, help="Factor 2,2,2 instead of 2,2,1.")
 @click.option("--chunk-size", type=Tuple3(), default=None, help="Chunk size of the new scales (default: --mip's).")
 @click.option("--encoding", default=None, help="Encoding of the new scales (default: --mip's).")
-@memory_option
+@memory_option(help="memory_target: bytes per task (e.g. 3.5e9, 2GB).")
 def shard_ds(path: str, mip: int, num_mips, volumetric: bool, chunk_size, encoding, memory: float) -> None:
     """Dry run of `image downsample --sharded`: per-level shards, tasks and memory; writes nothing."""
     from igneous.task_creation.shard_image import prepare_shard_downsample
 
     job = prepare_shard_downsample(
         path, mip=mip, num_mips=num_mips, factor=(2, 2, 2) if volumetric else (2, 2, 1), chunk_size=chunk_size,
-        encoding=encoding, memory_target=int(memory),
+        encoding=encoding, memory_target=memory,
     )
     _print_plan(job)
 

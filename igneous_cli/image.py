@@ -19,6 +19,7 @@ from igneous_cli.params import (
     background_options,
     encoding_options,
     fill_missing_option,
+    memory_option,
     mip_option,
     queue_option,
     range_options,
@@ -26,7 +27,6 @@ from igneous_cli.params import (
 
 __all__ = ["image"]
 
-MEMORY_TARGET = 3.5e9
 METHOD_HELP = "Downsample pooling: auto|avg|mode|min|max|striding (auto: avg for images, mode for segmentation)."
 
 
@@ -66,13 +66,7 @@ def image() -> None:
 @click.option("--volumetric", is_flag=True, default=False, help="Downsample by 2,2,2 instead of 2,2,1.")
 @background_options
 @click.option("--sharded", is_flag=True, default=False, help="Write sharded scales.")
-@click.option(
-    "--memory",
-    default=MEMORY_TARGET,
-    type=int,
-    show_default=True,
-    help="Bytes of memory per task; sets how many levels one task builds.",
-)
+@memory_option(help="Bytes of memory per task (e.g. 3.5e9, 2GB): sets the task size.")
 @click.option("--method", type=DownsampleMethodType(), default="auto", show_default=True, help=METHOD_HELP)
 @range_options()
 @click.option(
@@ -171,13 +165,7 @@ def downsample(
     help="Build downsamples of DEST from each transferred block.",
 )
 @fill_missing_option
-@click.option(
-    "--memory",
-    default=MEMORY_TARGET,
-    type=int,
-    show_default=True,
-    help="Bytes of memory per task; sets the task shape (ignored with --shape).",
-)
+@memory_option(help="Bytes of memory per task (e.g. 3.5e9, 2GB): sets the task shape (ignored with --shape).")
 @click.option("--max-mips", default=5, type=int, show_default=True, help="Cap on generated downsamples.")
 @encoding_options
 @click.option("--sparse", is_flag=True, default=False, help="Ignore background voxels in avg/mode pooling.")
@@ -318,14 +306,35 @@ def xfer(
     help="Also delete this many levels above --mip (mip … mip+N inclusive).",
 )
 @click.option(
-    "--shape", type=Tuple3(), default=None, help="Task shape in voxels (default: chunk size × 2^num-mips in x and y)."
+    "--shape",
+    type=Tuple3(),
+    default=None,
+    help="Task shape in voxels (default: the smallest that never splits a chunk of the levels deleted).",
 )
 @range_options()
+@click.option("--dry-run", is_flag=True, default=False, help="List the chunk files that would be deleted; delete nothing.")
 @click.pass_context
-def rm(ctx, path, queue, mip, num_mips, shape, xrange, yrange, zrange):
-    """Delete the chunks of PATH at --mip and the --num-mips levels above it."""
+def rm(ctx, path, queue, mip, num_mips, shape, xrange, yrange, zrange, dry_run):
+    """Delete the chunks of PATH at --mip and the --num-mips levels above it.
+
+    Ranges (in --mip voxels) must be whole chunks at --mip; anything else is refused with the
+    aligned ranges just inside and just covering it. At each higher level only the chunks
+    wholly inside the region are deleted, never one that also holds data outside it.
+    """
+    from igneous.task_creation.deletion import deletion_filenames, plan_deletion
+
     # The deletion planner reads bounds at mip 0; the ranges are given at --mip.
     bounds = compute_bounds(path, mip, xrange, yrange, zrange, to_mip=0)
+    plan, _ = plan_deletion(path, mip=mip, num_mips=num_mips, shape=shape, bounds=bounds)
+    verb = "would delete" if dry_run else "deleting"
+    for level, key, box, files in plan.levels:
+        where = "nothing wholly inside the region" if box is None else f"{box.minpt.tolist()}–{box.maxpt.tolist()}"
+        click.echo(f"mip {level} ({key}): {verb} {files} chunk file(s): {where}", err=True)
+    click.echo(f"total: {plan.files} chunk file(s)", err=True)
+    if dry_run:
+        for name in deletion_filenames(path, plan):
+            click.echo(name)
+        return
     tasks = tc.create_deletion_tasks(path, mip=mip, num_mips=num_mips, shape=shape, bounds=bounds)
     enqueue_tasks(ctx, queue, tasks)
 

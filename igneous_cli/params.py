@@ -6,14 +6,16 @@ so click reports it as a usage error (exit code 2) naming the option.
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Callable, Sequence
 
 import click
-from cloudfiles import paths as cfpaths
 
 from igneous.errors import InvalidParameterError
+from igneous.queues.paths import check_insertable
 from igneous.types import DownsampleMethods
-from igneous.volumes import normalize_encoding
+from igneous.volumes import normalize_encoding, normalize_layer_path
 
 __all__ = [
     "ListN",
@@ -24,6 +26,8 @@ __all__ = [
     "CompressType",
     "CloudPath",
     "DownsampleMethodType",
+    "ByteSize",
+    "memory_option",
     "options",
     "queue_option",
     "mip_option",
@@ -132,17 +136,53 @@ class CompressType(click.ParamType):
 
 
 class CloudPath(click.ParamType):
-    """A layer location: bare local paths become absolute ``file://``; ``file://./x`` stays relative."""
+    """A layer location: bare local paths become absolute ``file://``; ``file://./x`` stays relative;
+    an unknown scheme (``s4://``) or a queue URL is refused rather than taken as a relative path."""
 
     name = "PATH"
 
     def convert(self, value, param, ctx):
-        if not str(value).strip():
-            self.fail("a path is required", param, ctx)
         try:
-            return cfpaths.normalize(str(value))
-        except Exception as err:  # cloudfiles raises several types for an unusable path
-            self.fail(f"{value!r} is not a usable path ({err})", param, ctx)
+            return normalize_layer_path(str(value))
+        except InvalidParameterError as err:
+            self.fail(str(err), param, ctx)
+
+
+class ByteSize(click.ParamType):
+    """A number of bytes: ``3500000000``, ``2e9``, ``2GB``, ``1.5 GiB``, ``512MiB``, ``64k``.
+
+    Decimal units (k, M, G, T with or without B) are powers of 1000, binary ones (KiB, MiB,
+    GiB, TiB) powers of 1024. Every byte option uses this one type.
+    """
+
+    name = "BYTES"
+    UNITS = {
+        "": 1, "b": 1,
+        "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9, "t": 10**12, "tb": 10**12,
+        "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
+    }
+    _PATTERN = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([a-z]*)\s*$", re.IGNORECASE)
+
+    def __init__(self, minimum: int = 1):
+        self.minimum = minimum
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, bool):
+            self.fail(f"{value!r} is not a number of bytes", param, ctx)
+        if isinstance(value, (int, float)):
+            number, unit = float(value), ""
+        else:
+            match = self._PATTERN.match(str(value))
+            if not match or match.group(2).lower() not in self.UNITS:
+                self.fail(f"{value!r} is not a number of bytes (e.g. 3500000000, 3.5e9, 2GB, 512MiB)", param, ctx)
+            number, unit = float(match.group(1)), match.group(2).lower()
+        total = number * self.UNITS[unit]
+        if not math.isfinite(total) or total > 2**63:
+            self.fail(f"{value!r} is too large", param, ctx)
+        total = int(round(total))
+        if total < self.minimum:
+            self.fail(f"{value!r} must be at least {self.minimum} bytes", param, ctx)
+        return total
 
 
 class DownsampleMethodType(click.ParamType):
@@ -172,12 +212,27 @@ def options(*decorators: Callable) -> Callable:
     return apply
 
 
+def _insertable_queue(ctx, param, value):
+    """Check --queue while parsing, before the command plans (and writes) anything."""
+    if value is None:
+        return None
+    try:
+        return check_insertable(value)
+    except InvalidParameterError as err:
+        raise click.BadParameter(str(err), ctx=ctx, param=param) from None
+
+
 queue_option = click.option(
     "--queue",
     default=None,
     type=str,
+    callback=_insertable_queue,
     help="Insert tasks into this queue (sqs://NAME, fq://PATH or a directory) instead of running them here.",
 )
+
+
+def memory_option(help: str = "Bytes of memory per task (e.g. 3.5e9, 2GB, 512MiB).", default=int(3.5e9)) -> Callable:
+    return click.option("--memory", default=default, type=ByteSize(), show_default=True, help=help)
 
 
 def mip_option(help: str = "Pyramid level to read/work on.", default: int | None = 0) -> Callable:

@@ -119,7 +119,8 @@ class GridTasks(FinelyDividedTaskIterator):
 
     With ``clip`` the cells on the far edges are cut to ``bounds`` (for tasks that act on
     exactly their box); without it every cell has the nominal shape, which pyramid tasks
-    need to know which levels they can write.
+    need to know which levels they can write. ``clip_to`` cuts every cell to a region
+    inside ``bounds`` (the grid stays aligned to ``bounds``; every cell must meet the region).
     """
 
     def __init__(
@@ -130,17 +131,22 @@ class GridTasks(FinelyDividedTaskIterator):
         finish: Optional[Callable] = None,
         clip: bool = False,
         instantiate: bool = False,
+        clip_to: Optional[Bbox] = None,
     ):
         super().__init__(bounds, shape)
         self.make_task = make_task
         self.finish = finish
         self.clip = clip
+        self.clip_to = None if clip_to is None else Bbox.create(clip_to)
         # RegisteredTask classes (e.g. MeshTask) travel as objects, not as partials.
         self.instantiate = instantiate
 
     def task(self, shape: Vec, offset: Vec):
         if self.clip:
             shape = Vec(*np.minimum(shape, self.bounds.maxpt - offset))
+        if self.clip_to is not None:
+            cell = Bbox.intersection(Bbox(offset, offset + shape), self.clip_to)
+            offset, shape = cell.minpt, cell.size3()
         if self.instantiate:
             return self.make_task(shape=shape.tolist(), offset=offset.tolist())
         return functools.partial(self.make_task, shape=shape.tolist(), offset=offset.tolist())

@@ -20,8 +20,9 @@ from igneous.scales import add_pyramid
 from igneous.task_creation.common import GridTasks, as_triple, get_bounds, record_provenance, task_kwargs
 from igneous.tasks.image.image import DownsampleTask
 from igneous.types import DownsampleMethods, ShapeType
-from igneous.validate import byte_budget, count, downsample_factor
+from igneous.validate import byte_budget, count, downsample_factor, whole
 from igneous.volumes import (
+    check_writable,
     open_volume,
     output_encoding,
     truncate_scales,
@@ -105,6 +106,8 @@ def create_downsampling_tasks(
         InvalidParameterError: before anything is written, for any unusable parameter.
     """
     vol = open_volume(layer_path, mip)
+    check_writable(dest_path or layer_path)
+    codec_threads = whole(codec_threads, "codec_threads (0 = all cores)", 0)
     factor = check_factor(factor if factor is not None else dss.axis_to_factor(axis))
     method = resolve_method(method, vol.layer_type, vol.dtype)
     check_factor_for_method(method, factor)

@@ -32,7 +32,8 @@ from igneous.task_creation.sharding import (
 from igneous.task_creation.transfer import check_distinct_layers, create_transfer_cloudvolume, resolve_translate
 from igneous.tasks.image.shards import ImageShardDownsampleTask, ImageShardTransferTask
 from igneous.types import DownsampleMethods
-from igneous.volumes import normalize_encoding, open_volume, output_encoding
+from igneous.validate import whole
+from igneous.volumes import check_writable, normalize_encoding, open_volume, output_encoding
 from igneous.volumes import truncate_scales as truncate_info_scales
 
 __all__ = [
@@ -95,6 +96,7 @@ def prepare_shard_transfer(
 ) -> PreparedShardJob:
     check_distinct_layers(src_layer_path, dst_layer_path)
     src = open_volume(src_layer_path, mip, use_https=use_https_for_source)
+    check_writable(dst_layer_path)
     memory_target = check_memory_target(memory_target)
     _check_index_encoding(minishard_index_encoding)
     encoding, _ = output_encoding(src, mip, encoding, None)
@@ -244,6 +246,8 @@ def prepare_shard_downsample(
     codec_threads: int = 1,
 ) -> PreparedShardJob:
     vol = open_volume(cloudpath, mip)
+    check_writable(cloudpath)
+    codec_threads = whole(codec_threads, "codec_threads (0 = all cores)", 0)
     memory_target = check_memory_target(memory_target)
     factor = as_triple(factor, "factor")
     if tuple(factor) not in SHARD_FACTORS:

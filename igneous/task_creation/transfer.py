@@ -10,11 +10,10 @@ from typing import Optional
 import numpy as np
 from cloudfiles import paths as cfpaths
 from cloudvolume import CloudVolume
-from cloudvolume.exceptions import InfoUnavailableError
 from cloudvolume.lib import Bbox, Vec
 
 from igneous import downsample_scales as dss
-from igneous.errors import InvalidParameterError
+from igneous.errors import InvalidParameterError, LayerNotFoundError
 from igneous.ops.downsample import check_factor_for_method, resolve_method
 from igneous.scales import add_pyramid
 from igneous.task_creation.common import GridTasks, as_triple, get_bounds, record_provenance, task_kwargs
@@ -27,6 +26,7 @@ from igneous.task_creation.downsample import (
 from igneous.tasks.image.image import TransferTask
 from igneous.types import DownsampleMethods, ShapeType
 from igneous.volumes import (
+    check_writable,
     clean_xfer_info,
     default_compress,
     open_volume,
@@ -52,16 +52,23 @@ def _select_compression_by_encoding(encoding: str):
 
 
 def check_distinct_layers(src: str, dest: str) -> None:
-    if cfpaths.normalize(src).rstrip("/") == cfpaths.normalize(dest).rstrip("/"):
+    """The destination is neither the source nor inside it (a copy must not land among, or
+    overwrite, the files it reads)."""
+    a, b = cfpaths.normalize(src).rstrip("/"), cfpaths.normalize(dest).rstrip("/")
+    if a == b:
         raise InvalidParameterError(
             f"destination {dest} is the source layer; transferring onto itself would overwrite the data it reads"
+        )
+    if b.startswith(a + "/"):
+        raise InvalidParameterError(
+            f"destination {dest} is inside the source layer {src}; choose a destination outside it"
         )
 
 
 def _existing_info(path: str) -> Optional[dict]:
     try:
-        return CloudVolume(path, progress=False, cdn_cache=False).info
-    except InfoUnavailableError:
+        return open_volume(path).info
+    except LayerNotFoundError:
         return None
 
 
@@ -215,6 +222,7 @@ def create_transfer_tasks(
     """
     check_distinct_layers(src_layer_path, dest_layer_path)
     src = open_volume(src_layer_path, mip, use_https=use_https_for_source)
+    check_writable(dest_layer_path)
     factor = check_factor(factor if factor is not None else (2, 2, 1))
     memory_target = check_memory_target(memory_target)
     max_mips = check_count(max_mips, "max_mips", minimum=0)

@@ -111,10 +111,13 @@ def test_s3_layer_downsampled_through_sqs_by_two_workers_equals_local_run(aws, b
     np.testing.assert_array_equal(read_layer(cloud)[..., 0], whole)  # really on moto's S3
 
     queue = sqs_queue()
-    inserted = submit_tasks(tc.create_downsampling_tasks(cloud, num_mips=2), queue=queue, progress=False)
+    # a memory target that fits 128×128×8 tasks with their two levels (4/3 of 128 KiB)
+    memory = 200_000
+    inserted = submit_tasks(tc.create_downsampling_tasks(cloud, num_mips=2, memory_target=memory), queue=queue,
+                            progress=False)
     assert inserted == 8  # 256×256×16 in tasks of 128×128×8
     assert attributes(boto, queue)["visible"] == inserted
-    submit_tasks(tc.create_downsampling_tasks(local, num_mips=2), progress=False)  # the same plan, here
+    submit_tasks(tc.create_downsampling_tasks(local, num_mips=2, memory_target=memory), progress=False)  # same plan
 
     procs = [worker(queue, "-x", "--lease-sec", "10") for _ in range(2)]
     errs = []

@@ -10,7 +10,16 @@ from cloudvolume.lib import Bbox, Vec
 
 from igneous.downsample_scales import axis_to_factor
 
-__all__ = ["source_volume", "dest_volume", "task_box", "pyramid_factor", "writable_levels", "level_box"]
+__all__ = [
+    "source_volume",
+    "dest_volume",
+    "task_box",
+    "pyramid_factor",
+    "writable_levels",
+    "level_box",
+    "chunks_inside",
+    "level_ratio",
+]
 
 
 def source_volume(
@@ -116,6 +125,39 @@ def level_box(vol: CloudVolume, mip: int, box: Bbox, factor: Sequence[int], leve
     lo = origin_k + (box.minpt - origin) // scale
     hi = origin_k + -(-(box.maxpt - origin) // scale)
     return Bbox.clamp(Bbox(lo, hi), vol.meta.bounds(mip + level))
+
+
+def level_ratio(vol: CloudVolume, mip: int, level: int) -> Optional[Vec]:
+    """How many ``mip`` voxels one ``level`` voxel spans per axis (None if not whole numbers)."""
+    ratio = np.array(vol.meta.resolution(level), dtype=float) / np.array(vol.meta.resolution(mip), dtype=float)
+    if np.any(ratio < 1) or not np.allclose(ratio, np.round(ratio)):
+        return None
+    return Vec(*np.round(ratio).astype(int))
+
+
+def chunks_inside(vol: CloudVolume, mip: int, box: Bbox, level: int) -> Optional[Bbox]:
+    """The chunk-aligned box at ``level`` of exactly the chunks whose voxels all lie in ``box``
+    (given at ``mip``); None when there are none.
+
+    Levels map to ``mip`` relative to the layer origin, as pyramids are written (see
+    :func:`level_box`); a chunk clipped by the layer's far face counts as inside when the box
+    reaches that face. This is what deletion may touch: never a chunk that holds a voxel
+    outside the requested region.
+    """
+    ratio = level_ratio(vol, mip, level)
+    if ratio is None:
+        return None
+    origin, origin_k = Vec(*vol.meta.voxel_offset(mip)), Vec(*vol.meta.voxel_offset(level))
+    end, end_k = vol.meta.bounds(mip).maxpt, vol.meta.bounds(level).maxpt
+    chunk = Vec(*vol.meta.chunk_size(level))
+    lo = origin_k + -(-(box.minpt - origin) // ratio)
+    hi = origin_k + (box.maxpt - origin) // ratio
+    hi = Vec(*np.where(box.maxpt >= end, end_k, hi))
+    lo = origin_k + -(-(lo - origin_k) // chunk) * chunk
+    hi = Vec(*np.where(hi >= end_k, end_k, origin_k + ((hi - origin_k) // chunk) * chunk))
+    if np.any(hi <= lo):
+        return None
+    return Bbox(lo, hi)
 
 
 def as_list(x) -> List[int]:

@@ -18,6 +18,7 @@ from cloudvolume.lib import Bbox, Vec
 from igneous.ops.downsample import pyramid, resolve_method
 from igneous.ops.quantize import quantize_affinities
 from igneous.tasks.image.common import (
+    chunks_inside,
     dest_volume,
     level_box,
     pyramid_factor,
@@ -242,16 +243,15 @@ def DownsampleTask(
 
 @queueable(WIRE)
 def DeleteTask(layer_path, shape, offset, mip=0, num_mips=5):
-    """Delete the chunks of the box at ``mip`` and the same region at up to ``num_mips`` levels above."""
+    """Delete, at ``mip`` and up to ``num_mips`` levels above, the chunks wholly inside the box
+    ``offset + shape`` (at ``mip``): never a chunk that also holds voxels outside it."""
     vol = dest_volume(layer_path, mip)
     box = task_box(vol, mip, shape, offset)
     top = min(len(vol.info["scales"]) - 1, mip + num_mips)
     for m in range(mip, top + 1):
-        mbox = vol.bbox_to_mip(box, mip, m)
-        mbox = mbox.expand_to_chunk_size(vol.meta.chunk_size(m), offset=vol.meta.voxel_offset(m))
-        mbox = Bbox.clamp(mbox, vol.meta.bounds(m))
-        if not mbox.subvoxel():
-            vol.image.delete(mbox, m)
+        inside = chunks_inside(vol, mip, box, m)
+        if inside is not None:
+            vol.image.delete(inside, m)
 
 
 @queueable(WIRE)
