@@ -169,9 +169,11 @@ def plan_pyramid(vol: CloudVolume, mip: int, factor, chunk, memory_target: int, 
         if num_mips is None:
             raise
         memory_mips = 0
-    grow = max(memory_mips, num_mips or 0)
-    shape = pyramid_task_shape(vol.meta.chunk_size(mip), chunk, factor, grow)
     volume = tuple(int(v) for v in vol.meta.volume_size(mip))
+    # More levels than the whole volume has would only make tasks bigger (and 2^num_mips huge).
+    possible = len(dss.compute_factors(volume, factor, chunk, volume))
+    grow = max(memory_mips, min(num_mips or 0, possible))
+    shape = pyramid_task_shape(vol.meta.chunk_size(mip), chunk, factor, grow)
     levels = len(dss.compute_factors(shape, factor, chunk, volume))
     if levels < 1:
         raise InvalidParameterError(
