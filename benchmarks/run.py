@@ -45,7 +45,7 @@ TRANSFER = {"chunk_size": [128, 128, 64], "compress": "gzip", "skip_downsamples"
 TASK_CREATION = {
     "size": [100000, 100000, 20000],
     "chunk": [128, 128, 64],
-    "num_mips": 4,  # downsampling tasks of 2048x2048x64: 751,513 of them
+    "num_mips": 4,  # tasks sized by the 3.5 GB memory target (4096x4096x64) as the reference: 195,625
     "shape": [2048, 2048, 64],  # transfer task shape, the same grid
     "memory_counts": [20000, 200000],
     "fq_counts": [5000, 20000],  # both for TaskQueue.insert ("fq") and igneous' submit_tasks ("submit")

@@ -26,6 +26,7 @@ __all__ = [
     "byte_budget",
     "downsample_factor",
     "label_list",
+    "subdirectory",
 ]
 
 
@@ -130,3 +131,20 @@ def label_list(ids, name: str) -> Optional[list]:
     if any(not is_int(x) for x in ids) or any(v < 0 or v >= 2**64 for v in values):
         raise InvalidParameterError(f"{name} must hold integers in [0, 2^64); got {plain(list(ids))!r}")
     return values
+
+
+def subdirectory(name, what: str = "directory") -> str:
+    """A relative path that stays inside the layer: no ``..``, no absolute path, no URL."""
+    text = str(name).strip().strip("/") if name is not None else ""
+    parts = text.split("/")
+    if (
+        not text
+        or "://" in text
+        or str(name).startswith("/")
+        or any(p in ("", ".", "..") for p in parts)
+        or "\\" in text
+    ):
+        raise InvalidParameterError(
+            f"{what} must be a folder name inside the layer (e.g. mesh_mip_0_err_40); got {name!r}"
+        )
+    return text
