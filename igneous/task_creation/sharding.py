@@ -124,7 +124,7 @@ def _shard_chunk_bits(size, chunk, chunk_bytes: int, byte_target) -> int:
     bits) although one file could hold it all.
     """
     num_chunks = int(np.prod(grid_size(size, chunk)))
-    fit = int(math.floor(math.log2(max(1, -(-int(byte_target) // chunk_bytes)))))
+    fit = int(math.floor(math.log2(max(1, int(byte_target) // chunk_bytes))))  # ≤ target; ≥ one chunk
     whole_scale = int(math.ceil(math.log2(num_chunks))) if num_chunks > 1 else 0
     return min(fit, whole_scale)
 

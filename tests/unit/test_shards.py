@@ -84,6 +84,12 @@ def test_sharded_image_info_invariants(size, chunk, bpv, target_chunks):
     assert 16 * 2 ** spec["minishard_bits"] <= 8192  # shard index within its limit
 
 
+def test_a_chunk_above_the_byte_target_is_a_shard_of_its_own():
+    # the reference runs this (one chunk per shard) rather than refusing it
+    spec = create_sharded_image_info((256,) * 3, (64,) * 3, "raw", "uint8", uncompressed_shard_bytesize=1000)
+    assert spec["preshift_bits"] + spec["minishard_bits"] == 0 and spec["shard_bits"] == 6
+
+
 def test_sharded_image_info_counts_channels_and_codecs():
     one = create_sharded_image_info((1024,) * 3, (64,) * 3, "raw", 1, uncompressed_shard_bytesize=2**22)
     three = create_sharded_image_info((1024,) * 3, (64,) * 3, "raw", 3, uncompressed_shard_bytesize=2**22)
@@ -97,7 +103,6 @@ def test_sharded_image_info_counts_channels_and_codecs():
     "kwargs, needle",
     [
         (dict(dataset_size=(2**28,) * 3, chunk_size=(64,) * 3), "66 bits"),
-        (dict(dataset_size=(256,) * 3, chunk_size=(64,) * 3, uncompressed_shard_bytesize=1000), "larger than"),
         (dict(dataset_size=(256,) * 3, chunk_size=(0, 64, 64)), "positive"),
         (dict(dataset_size=(256,) * 3, chunk_size=(64,) * 3, data_encoding="br"), "raw or gzip"),
     ],
@@ -246,8 +251,16 @@ def test_pyramid_plan_owns_whole_shards(size, chunk, factor, n, memory):
         )
 
 
-def test_transfer_plan_shrinks_shards_to_fit_memory():
+def test_transfer_plan_takes_shards_of_the_memory_target_and_warns_when_a_task_needs_more(caplog):
+    # shards are memory_target bytes, as the reference lays them out: 2^floor(log2(target / chunk)) chunks
     big = plan_shard_transfer((2048, 2048, 128), (128, 128, 16), 0, 1, "raw", 1e9)
     small = plan_shard_transfer((2048, 2048, 128), (128, 128, 16), 0, 1, "raw", 3e7)
-    assert big.num_tasks == 1 and big.peak_bytes <= 1e9
-    assert small.num_tasks > 1 and small.peak_bytes <= 3e7
+    assert big.num_tasks == 1 and big.peak_bytes <= 1e9  # 2048 chunks of 256 KiB in one 512 MiB shard
+    # 3e7 / 256 KiB → 64 chunks: Morton bits x,y,z,x,y,z → a 4×4×4-chunk box; 16×16×8 chunks → 4×4×2 shards
+    assert small.levels[0].shard_chunks == (4, 4, 4) and small.num_tasks == 4 * 4 * 2
+    assert not caplog.records
+    # a 1 MB target: 2^1 chunks per shard, but streaming one needs more; it runs with one warning
+    tiny = plan_shard_transfer((2048, 2048, 128), (128, 128, 16), 0, 1, "raw", 1e6)
+    assert tiny.levels[0].shard_chunks == (2, 1, 1) and tiny.peak_bytes > 1e6
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
+    assert f"{tiny.peak_bytes:,}" in caplog.records[0].getMessage()
