@@ -12,6 +12,12 @@ from igneous.tasks.image.image import (
     TransferTask,
     downsample_and_upload,
 )
+from igneous.tasks.image.obsolete import (
+    HyperSquareConsensusTask,
+    InferenceTask,
+    MaskAffinitymapTask,
+    WatershedRemapTask,
+)
 from igneous.tasks.image.voxels import CountVoxelsTask
 
 __all__ = [
@@ -25,5 +31,9 @@ __all__ = [
     "TransferTask",
     "downsample_and_upload",
     "CountVoxelsTask",
+    "HyperSquareConsensusTask",
+    "WatershedRemapTask",
+    "MaskAffinitymapTask",
+    "InferenceTask",
 ]
 _not_exported = (ReorderTask,)  # SPEC §3: ReorderTask is importable only from igneous.tasks.image

@@ -8,6 +8,11 @@ from igneous.tasks.mesh.mesh import (
     MeshTask,
     TransferMeshFilesTask,
 )
+from igneous.tasks.mesh.multires import (
+    MultiResShardedFromUnshardedMeshMergeTask,
+    MultiResShardedMeshMergeTask,
+    MultiResUnshardedMeshMergeTask,
+)
 
 __all__ = [
     "MeshTask",
@@ -15,4 +20,7 @@ __all__ = [
     "MeshManifestFilesystemTask",
     "TransferMeshFilesTask",
     "DeleteMeshFilesTask",
+    "MultiResUnshardedMeshMergeTask",
+    "MultiResShardedMeshMergeTask",
+    "MultiResShardedFromUnshardedMeshMergeTask",
 ]
