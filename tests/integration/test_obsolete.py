@@ -13,8 +13,7 @@ from taskqueue import LocalTaskQueue
 import igneous.task_creation as tc
 from igneous.errors import InvalidParameterError
 from igneous.ops import obsolete as ops
-from tests.conftest import read_layer, tree
-from tests.integration.test_downsample import random_volume
+from tests.conftest import read_layer
 from tests.oracles import tinybrain_pyramid
 
 

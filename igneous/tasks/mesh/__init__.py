@@ -1,6 +1,7 @@
 """Mesh tasks: forging (``mesh.py``), legacy and multi-resolution merges (``mesh.py``,
 ``multires.py``). Importing registers each under its SPEC §3.7 wire name."""
 
+from igneous.tasks.mesh.graphene import GrapheneMeshTask
 from igneous.tasks.mesh.mesh import (
     DeleteMeshFilesTask,
     MeshManifestFilesystemTask,
@@ -23,4 +24,5 @@ __all__ = [
     "MultiResUnshardedMeshMergeTask",
     "MultiResShardedMeshMergeTask",
     "MultiResShardedFromUnshardedMeshMergeTask",
+    "GrapheneMeshTask",
 ]
