@@ -1,11 +1,10 @@
-"""Image tasks."""
+"""Image tasks. Every module that defines tasks is imported here, so they register whatever
+else is imported first."""
 
 from igneous.tasks.image.image import (
     BlackoutTask,
     DeleteTask,
     DownsampleTask,
-    ImageShardDownsampleTask,
-    ImageShardTransferTask,
     QuantizeTask,
     ReorderTask,
     TouchTask,
@@ -18,6 +17,7 @@ from igneous.tasks.image.obsolete import (
     MaskAffinitymapTask,
     WatershedRemapTask,
 )
+from igneous.tasks.image.shards import ImageShardDownsampleTask, ImageShardTransferTask
 from igneous.tasks.image.voxels import CountVoxelsTask
 
 __all__ = [
