@@ -24,7 +24,7 @@ from igneous.errors import InvalidParameterError
 from igneous.task_creation.common import GridTasks, graphene_prefixes, record_provenance, to_bbox
 from igneous.tasks.mesh.graphene import L2, GrapheneMeshTask
 from igneous.tasks.mesh.mesh import MeshManifestPrefixTask
-from igneous.validate import label_list, whole
+from igneous.validate import label_list, plain, whole
 
 __all__ = [
     "create_graphene_meshing_tasks",
@@ -152,7 +152,9 @@ def graphene_meshing_plan(
     else:
         selected = Bbox.intersection(bounds, layer)
         if selected.subvoxel():
-            raise InvalidParameterError(f"bounds {bounds.to_list()} lie outside the layer {layer.to_list()}")
+            raise InvalidParameterError(
+                f"bounds {plain(bounds.to_list())} lie outside the layer {plain(layer.to_list())}"
+            )
     lo = origin + ((selected.minpt - origin) // shape) * shape
     hi = origin + -(-(selected.maxpt - origin) // shape) * shape
     grid = Bbox(lo, hi)

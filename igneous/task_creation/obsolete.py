@@ -27,7 +27,7 @@ from igneous.tasks.image.obsolete import (
     load_consensus_map,
     load_remap,
 )
-from igneous.validate import triple, whole
+from igneous.validate import plain, triple, whole
 from igneous.volumes import check_encoding, clean_xfer_info, open_volume
 
 __all__ = ["create_inference_tasks", "create_watershed_remap_tasks", "create_mask_affinity_map_tasks"]
@@ -66,15 +66,15 @@ def _check_aligned(vol: CloudVolume, mip: int, box: Bbox, what: str) -> None:
     ends_ok = (rel_hi % chunk == 0) | (box.maxpt == bounds.maxpt)
     if np.any(rel_lo % chunk) or not np.all(ends_ok):
         raise InvalidParameterError(
-            f"{what} {box.to_list()} must start and end on the {tuple(chunk)} chunk grid of the destination "
-            f"(from {tuple(bounds.minpt)}) or at its end {tuple(bounds.maxpt)}"
+            f"{what} {plain(box.to_list())} must start and end on the {plain(chunk)} chunk grid of the "
+            f"destination (from {plain(bounds.minpt)}) or at its end {plain(bounds.maxpt)}"
         )
 
 
 def _inside(vol: CloudVolume, mip: int, box: Bbox, what: str) -> None:
     bounds = vol.meta.bounds(mip)
     if np.any(box.minpt < bounds.minpt) or np.any(box.maxpt > bounds.maxpt):
-        raise InvalidParameterError(f"{what} {box.to_list()} lies outside the layer bounds {bounds.to_list()}")
+        raise InvalidParameterError(f"{what} {plain(box.to_list())} lies outside the layer bounds {plain(bounds.to_list())}")
 
 
 def _resolution_factor(fine: CloudVolume, fine_mip: int, coarse: CloudVolume, coarse_mip: int, what: str) -> Vec:
@@ -82,8 +82,8 @@ def _resolution_factor(fine: CloudVolume, fine_mip: int, coarse: CloudVolume, co
     factor = np.rint(ratio).astype(int)
     if np.any(factor < 1) or not np.allclose(ratio, factor):
         raise InvalidParameterError(
-            f"{what} resolution {tuple(coarse.meta.resolution(coarse_mip))} must be a whole multiple of "
-            f"{tuple(fine.meta.resolution(fine_mip))}"
+            f"{what} resolution {plain(coarse.meta.resolution(coarse_mip))} must be a whole multiple of "
+            f"{plain(fine.meta.resolution(fine_mip))}"
         )
     return Vec(*factor)
 
@@ -172,8 +172,10 @@ def create_watershed_remap_tasks(map_path: str, src_layer_path: str, dest_layer_
     except (OSError, ValueError) as err:
         raise InvalidParameterError(f"map_path: {err}") from None
     chunk = src.meta.chunk_size(0)
-    if np.any(shape % chunk):
-        raise InvalidParameterError(f"shape {tuple(shape)} must be a multiple of the chunk size {tuple(chunk)}")
+    if np.any((shape % chunk != 0) & (shape < src.meta.bounds(0).size3())):
+        raise InvalidParameterError(
+            f"shape {plain(shape)} must be a multiple of the chunk size {plain(chunk)} (or span the layer)"
+        )
     dest = _remap_destination(src, dest_layer_path, remap.dtype)
     bounds = src.meta.bounds(0)
     dest.commit_info()
@@ -306,7 +308,7 @@ def create_hypersquare_consensus_tasks(src_path: str, dest_path: str, volume_map
     for box, volume_id in volumes:
         clipped = Bbox.clamp(box, layer)
         if clipped.subvoxel():
-            raise InvalidParameterError(f"volume {volume_id}: box {box.to_list()} lies outside the layer")
+            raise InvalidParameterError(f"volume {volume_id}: box {plain(box.to_list())} lies outside the layer")
         _check_aligned(dest, 0, clipped, f"volume {volume_id}'s box")
         for other_id, other in boxes:
             if not Bbox.intersection(clipped, other).subvoxel():
