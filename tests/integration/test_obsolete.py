@@ -64,8 +64,8 @@ def test_watershed_remap_refuses_pickles_and_bad_arrays(layer, tmp_path):
     for path, words in [(objects, "not a plain .npy"), (raw_pickle, "not a plain .npy"), (floats, "unsigned")]:
         with pytest.raises(InvalidParameterError, match=words):
             tc.create_watershed_remap_tasks(str(path), src, dest, shape=(32, 32, 16))
+    np.save(tmp_path / "ok.npy", np.arange(40, dtype=np.uint32))
     with pytest.raises(InvalidParameterError, match="multiple of the chunk size"):
-        np.save(tmp_path / "ok.npy", np.arange(40, dtype=np.uint32))
         tc.create_watershed_remap_tasks(str(tmp_path / "ok.npy"), src, dest, shape=(20, 32, 16))
     assert not (tmp_path / "dest").exists()  # nothing written
 

@@ -49,12 +49,27 @@ def _read(path: str) -> bytes:
     return data
 
 
-def load_remap(map_path: str) -> np.ndarray:
+# A worker runs many remap tasks with the same (often large) array: keep the last one.
+_REMAP_CACHE: Dict[str, np.ndarray] = {}
+
+
+def load_remap(map_path: str, cache: bool = False) -> np.ndarray:
     """The remap array stored as ``.npy`` at ``map_path`` (any cloud path or local file).
 
     Loaded with ``allow_pickle=False``: an object array (which would need unpickling) is
-    refused, as is anything but a 1-D array of unsigned integers.
+    refused, as is anything but a 1-D array of unsigned integers. With ``cache`` the last
+    array loaded is kept for the next call with the same path.
     """
+    if cache and map_path in _REMAP_CACHE:
+        return _REMAP_CACHE[map_path]
+    remap = _load_remap(map_path)
+    if cache:
+        _REMAP_CACHE.clear()
+        _REMAP_CACHE[map_path] = remap
+    return remap
+
+
+def _load_remap(map_path: str) -> np.ndarray:
     try:
         remap = np.load(io.BytesIO(_read(map_path)), allow_pickle=False)
     except ValueError as err:  # pickled object arrays, or not an .npy file at all
@@ -135,7 +150,7 @@ class WatershedRemapTask(RegisteredTask):
         self.offset = [int(v) for v in offset]
 
     def execute(self) -> None:
-        remap = load_remap(self.map_path)
+        remap = load_remap(self.map_path, cache=True)
         src = source_volume(self.src_path, 0)
         dest = dest_volume(self.dest_path, 0)
         box = task_box(dest, 0, self.shape, self.offset)

@@ -125,5 +125,5 @@ class GrapheneMeshTask(RegisteredTask):
             [(f"{mesh_dir}/{initial}/{L2}/{position}-{name}", data) for name, data in files.items()],
             compress=None,
             content_type="application/octet-stream",
-            cache_control=self.cache_control or "no-cache",
+            cache_control=self.cache_control,
         )
