@@ -10,8 +10,15 @@ from igneous.task_creation.image import *  # noqa: F403
 from igneous.task_creation.image import __all__ as _image_all
 from igneous.task_creation.mesh import *  # noqa: F403
 from igneous.task_creation.mesh import __all__ as _mesh_all
+from igneous.task_creation.obsolete import *  # noqa: F403
+from igneous.task_creation.obsolete import __all__ as _obsolete_all
 from igneous.task_creation.reorder import create_reordering_tasks
 
-__all__ = list(_image_all) + ["create_reordering_tasks", "create_fixup_downsample_tasks"] + list(_mesh_all)
+__all__ = (
+    list(_image_all)
+    + ["create_reordering_tasks", "create_fixup_downsample_tasks"]
+    + list(_mesh_all)
+    + list(_obsolete_all)
+)
 
 _helpers = (FinelyDividedTaskIterator, get_bounds, num_tasks, set_encoding)

@@ -33,6 +33,7 @@ __all__ = [
     "compute_shard_params_for_hashed",
     "task_kwargs",
     "as_triple",
+    "graphene_prefixes",
 ]
 
 log = logging.getLogger(__name__)
@@ -269,3 +270,35 @@ def compute_shard_params_for_hashed(
     whole(minishard_index_bytes, "minishard_index_bytes (one label is 24 bytes)", 24)
     bits = cv_shard_params(num_labels, int(shard_index_bytes), int(minishard_index_bytes), min_shards)
     return tuple(int(b) for b in bits)
+
+
+def graphene_prefixes(mip: int = 1, mip_bits: int = 8, coord_bits=(10, 10, 10), prefix_length: int = 6) -> list[str]:
+    """Decimal name prefixes that together cover every graphene id of layer ``mip``, each once.
+
+    A graphene id is ``layer | x | y | z | segid`` from the high bits down (``mip_bits`` for
+    the layer, ``coord_bits`` per chunk coordinate, the rest for the segment), so the ids of a
+    layer are the interval ``[mip << (64 - mip_bits), (mip + 1) << (64 - mip_bits))``. The
+    prefixes are the first ``prefix_length`` digits of those ids, computed per digit count
+    without enumerating ids; ids shorter than ``prefix_length`` digits get the exact prefix
+    ``"{id}:"`` (a legacy fragment name), so no prefix is a prefix of another one and a
+    listing by each prefix sees every fragment exactly once. Returned sorted.
+    """
+    mip_bits = whole(mip_bits, "mip_bits", 1, 63)
+    bits = [whole(b, "coord_bits", 0, 64) for b in coord_bits]
+    if len(bits) != 3 or mip_bits + sum(bits) > 64:
+        raise InvalidParameterError(f"mip_bits + coord_bits must fit 64 bits; got {mip_bits} + {tuple(bits)}")
+    mip = whole(mip, "mip", 0, 2**mip_bits - 1)
+    prefix_length = whole(prefix_length, "prefix_length", 1, 9)
+    shift = 64 - mip_bits
+    lo, hi = mip << shift, ((mip + 1) << shift) - 1
+    found: set[str] = set()
+    for digits in range(len(str(lo)), len(str(hi)) + 1):
+        a, b = max(lo, 10 ** (digits - 1) if digits > 1 else 0), min(hi, 10**digits - 1)
+        if a > b:
+            continue
+        if digits < prefix_length:
+            found.update(f"{n}:" for n in range(a, b + 1))
+            continue
+        step = 10 ** (digits - prefix_length)
+        found.update(str(q) for q in range(a // step, b // step + 1))
+    return sorted(found)

@@ -11,6 +11,7 @@ from igneous.task_creation.downsample import (
     create_downsampling_tasks,
     create_fixup_downsample_tasks,
 )
+from igneous.task_creation.obsolete import create_hypersquare_consensus_tasks, create_hypersquare_ingest_tasks
 from igneous.task_creation.quantize import create_quantize_tasks, create_quantized_affinity_info
 from igneous.task_creation.reorder import compute_reorder_mapping, create_reordering_tasks
 from igneous.task_creation.shard_image import (
@@ -39,6 +40,8 @@ __all__ = [
     "create_image_shard_downsample_tasks",
     "create_voxel_counting_tasks",
     "accumulate_voxel_counts",
+    "create_hypersquare_ingest_tasks",
+    "create_hypersquare_consensus_tasks",
 ]
 
 _also_here = (

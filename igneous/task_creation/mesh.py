@@ -19,6 +19,7 @@ from cloudvolume import CloudVolume
 from igneous import meshes
 from igneous.errors import InvalidParameterError
 from igneous.task_creation.common import GridTasks, as_triple, record_provenance, task_kwargs
+from igneous.task_creation.graphene import create_graphene_hybrid_mesh_manifest_tasks, create_graphene_meshing_tasks
 from igneous.tasks.mesh.mesh import (
     MESH_TASK_DEFAULTS,
     DeleteMeshFilesTask,
@@ -38,6 +39,8 @@ __all__ = [
     "create_sharded_multires_mesh_from_unsharded_tasks",
     "create_xfer_meshes_tasks",
     "create_mesh_deletion_tasks",
+    "create_graphene_meshing_tasks",
+    "create_graphene_hybrid_mesh_manifest_tasks",
 ]
 
 log = logging.getLogger(__name__)

@@ -190,11 +190,11 @@ def create_image_shard_transfer_tasks(
     encoding_level=None,
     truncate_scales: bool = True,
     compress="auto",
+    cutout: bool = False,
     minishard_index_encoding: str = "gzip",
     stop_layer=None,
     encoding_effort=None,
     use_https_for_source: bool = False,
-    cutout: bool = False,
 ):
     """Plan a sharded copy of ``src_layer_path`` at ``mip``: one task per destination shard.
 

@@ -1,17 +1,23 @@
-"""Image tasks."""
+"""Image tasks. Every module that defines tasks is imported here, so they register whatever
+else is imported first."""
 
 from igneous.tasks.image.image import (
     BlackoutTask,
     DeleteTask,
     DownsampleTask,
-    ImageShardDownsampleTask,
-    ImageShardTransferTask,
     QuantizeTask,
     ReorderTask,
     TouchTask,
     TransferTask,
     downsample_and_upload,
 )
+from igneous.tasks.image.obsolete import (
+    HyperSquareConsensusTask,
+    InferenceTask,
+    MaskAffinitymapTask,
+    WatershedRemapTask,
+)
+from igneous.tasks.image.shards import ImageShardDownsampleTask, ImageShardTransferTask
 from igneous.tasks.image.voxels import CountVoxelsTask
 
 __all__ = [
@@ -25,5 +31,9 @@ __all__ = [
     "TransferTask",
     "downsample_and_upload",
     "CountVoxelsTask",
+    "HyperSquareConsensusTask",
+    "WatershedRemapTask",
+    "MaskAffinitymapTask",
+    "InferenceTask",
 ]
 _not_exported = (ReorderTask,)  # SPEC §3: ReorderTask is importable only from igneous.tasks.image

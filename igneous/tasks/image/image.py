@@ -8,6 +8,7 @@ twice writes the same files (tasks are idempotent).
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import logging
 import os
 from typing import Dict, Optional, Sequence
@@ -39,6 +40,7 @@ __all__ = [
     "QuantizeTask",
     "ReorderTask",
     "downsample_and_upload",
+    "downsample_method_to_fn",
     "ImageShardTransferTask",
     "ImageShardDownsampleTask",
 ]
@@ -74,6 +76,18 @@ def downsample_and_upload(
             writes.append((level, level_box(vol, mip, bounds, factor, k), mip + k))
     upload_all(vol, writes)
     return levels
+
+
+def downsample_method_to_fn(method, sparse: bool, vol):
+    """The pooling function for ``method`` on ``vol``'s data: ``fn(image, factor, num_mips)``
+    returns ``num_mips`` levels (level 1 first).
+
+    AUTO becomes average pooling for images, mode pooling for segmentations and striding
+    otherwise; a method the layer's dtype cannot use (mode pooling of floats) is refused.
+    Odd extents are handled as the pyramid tasks handle them (``igneous.ops.downsample``).
+    """
+    resolved = resolve_method(method, vol.layer_type, vol.dtype)
+    return functools.partial(pyramid, method=resolved, sparse=bool(sparse))
 
 
 # Compressing chunks dominates a write and releases the GIL, so uploads run on two threads

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import math
 from collections import defaultdict
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -39,6 +40,9 @@ __all__ = [
     "MultiResShardedFromUnshardedMeshMergeTask",
     "process_mesh",
     "generate_lods",
+    "determine_mesh_shape_from_lods",
+    "retriangulate_mesh",
+    "create_octree_level_from_mesh",
     "cmp_zorder",
     "labels_for_shard",
     "locations_for_labels",
@@ -453,11 +457,146 @@ def process_mesh(cv, label, mesh, num_lod, min_chunk_size=(512, 512, 512), draco
     return manifest, data
 
 
-def generate_lods(label, mesh, mesh_shape=None, min_chunk_size=(512, 512, 512), num_lods=1, **_ignored):
-    """Per-LOD ``{cell: (vertices, faces)}`` of a mesh in model units (see ``ops.multires.build_lods``)."""
-    vertices, faces = mr.weld(mesh.vertices, mesh.faces)
-    grid = mr.label_grid(vertices, min_chunk_size, max(0, int(num_lods) - 1))
-    return mr.build_lods(vertices, faces, grid)
+def _as_arrays(mesh) -> Tuple[np.ndarray, np.ndarray]:
+    if isinstance(mesh, (tuple, list)):
+        vertices, faces = mesh
+    else:
+        vertices, faces = mesh.vertices, mesh.faces
+    return np.asarray(vertices, np.float32).reshape(-1, 3), np.asarray(faces, np.uint32).reshape(-1, 3)
+
+
+def _lod_count(mesh_shape, min_chunk_size, num_lods: int) -> int:
+    """At most ``num_lods`` levels, and no more than halving the mesh extent down to
+    ``min_chunk_size`` allows (SPEC §4.2: min(nlod, log2(extent / min_chunk_size)))."""
+    ratio = float(np.max(np.asarray(mesh_shape, np.float64) / np.maximum(np.asarray(min_chunk_size, np.float64), 1)))
+    extra = int(math.floor(math.log2(ratio))) if ratio >= 1 else 0
+    return max(1, min(int(num_lods), 1 + extra))
+
+
+def generate_lods(
+    label,
+    mesh,
+    mesh_shape,
+    min_chunk_size,
+    num_lods,
+    decimation_factor=2,
+    aggressiveness=7,
+    progress=False,
+    max_triangle_target_per_chunk=2000000,
+):
+    """Whole-mesh levels of detail: ``[LOD 0 = mesh, LOD 1, …]`` as ``zmesh.Mesh`` (id ``label``).
+
+    LOD k is zmesh ``simplify_fqmr`` of LOD k-1 toward ``faces(LOD 0) / decimation_factor^k``
+    triangles (at least 4, and at most ``max_triangle_target_per_chunk`` per octree cell of
+    that level), with fqmr's ``aggressiveness``; borders are preserved for LOD ≤ 2. The number of
+    levels is ``num_lods``, limited to what halving ``mesh_shape`` (the mesh extent; None = the
+    vertices' extent) down to ``min_chunk_size`` allows. ``progress`` shows a bar per level.
+
+    (The merge tasks build their octree from the finest cut instead: ``igneous.ops.multires``.)
+    """
+    import zmesh
+
+    vertices, faces = _as_arrays(mesh)
+    if int(decimation_factor) != decimation_factor or decimation_factor < 2:
+        raise ValueError(f"decimation_factor must be an integer >= 2; got {decimation_factor!r}")
+    if not aggressiveness > 0:
+        raise ValueError(f"aggressiveness must be > 0; got {aggressiveness!r}")
+    if int(max_triangle_target_per_chunk) < 4:
+        raise ValueError(f"max_triangle_target_per_chunk must be >= 4; got {max_triangle_target_per_chunk!r}")
+    if mesh_shape is None:
+        mesh_shape = vertices.max(axis=0) - vertices.min(axis=0) if len(vertices) else (0, 0, 0)
+    count = _lod_count(mesh_shape, min_chunk_size, num_lods)
+    lods = [zmesh.Mesh(vertices, faces, None, id=label)]
+    for lod in tqdm(range(1, count), disable=not progress, desc=f"LODs of {label}"):
+        cells = (2 ** (count - 1 - lod)) ** 3
+        target = max(4, len(faces) // int(decimation_factor) ** lod)
+        target = min(target, int(max_triangle_target_per_chunk) * cells)
+        simpler = zmesh.simplify_fqmr(
+            lods[-1], target, aggressiveness=float(aggressiveness), preserve_border=lod <= 2
+        )
+        simpler.segid = label
+        lods.append(simpler)
+    return lods
+
+
+def determine_mesh_shape_from_lods(lods) -> np.ndarray:
+    """The extent (max − min of the vertices) covering every LOD mesh (``zmesh.Mesh`` or
+    ``(vertices, faces)``), as float64 x, y, z."""
+    if not lods:
+        raise ValueError("determine_mesh_shape_from_lods needs at least one LOD")
+    points = [_as_arrays(lod)[0] for lod in lods]
+    points = [p for p in points if len(p)]
+    if not points:
+        return np.zeros(3)
+    lo = np.min([p.min(axis=0) for p in points], axis=0).astype(np.float64)
+    hi = np.max([p.max(axis=0) for p in points], axis=0).astype(np.float64)
+    return hi - lo
+
+
+def retriangulate_mesh(mesh, offset, scale):
+    """The mesh cut on a grid of cells of size ``scale`` starting at ``offset``: every triangle
+    of the result lies in one cell (new vertices on the planes), as one welded ``zmesh.Mesh``."""
+    import zmesh
+
+    vertices, faces = _as_arrays(mesh)
+    offset = np.asarray(offset, np.float64)
+    scale = np.asarray(scale, np.float64)
+    if np.any(scale <= 0):
+        raise ValueError(f"scale must be positive; got {tuple(scale)}")
+    if len(faces) == 0:
+        return zmesh.Mesh(vertices[:0], faces, None, id=getattr(mesh, "segid", None))
+    # the grid of planes offset + k·scale, started at a plane at or below every vertex (zmesh
+    # cannot file vertices below its grid origin)
+    offset = offset + np.floor((vertices.min(axis=0) - offset) / scale) * scale
+    span = vertices.max(axis=0) - offset
+    n = max(1, int(np.max(np.ceil(span / scale))))
+    n = 2 ** int(math.ceil(math.log2(n))) if n > 1 else 1
+    pieces = _cut(vertices, faces, offset, scale, n)
+    out_v, out_f, at = [], [], 0
+    for _, (v, f) in sorted(pieces.items()):
+        out_v.append(v)
+        out_f.append(f.astype(np.int64) + at)
+        at += len(v)
+    v, f = mr.weld(np.concatenate(out_v), np.concatenate(out_f)) if out_v else (vertices[:0], faces[:0])
+    return zmesh.Mesh(v, f, None, id=getattr(mesh, "segid", None))
+
+
+def _cut(vertices: np.ndarray, faces: np.ndarray, origin, cell, n: int) -> dict:
+    """``{cell: (vertices, faces)}`` of a mesh cut on an n³ grid (n a power of two). The cut runs
+    relative to ``origin`` (zmesh sizes its grid in float32 from the largest vertex: an origin
+    of 0 and the far corner at n·cell keep both of its computations on n cells)."""
+    origin = np.asarray(origin, np.float64)
+    local = (vertices.astype(np.float64) - origin).astype(np.float32)
+    grid = mr.Grid((0, 0, 0), tuple(np.asarray(cell, np.float64).tolist()), int(n).bit_length())
+    pieces = mr.chunk_by_centroid(local, faces, grid, 0) if len(faces) else {}
+    return {
+        pos: ((v.astype(np.float64) + origin).astype(np.float32), f) for pos, (v, f) in pieces.items()
+    }
+
+
+def create_octree_level_from_mesh(mesh, chunk_shape, lod, num_lods, offset, grid_length):
+    """One octree level: the mesh cut into a ``grid_length``³ grid of cells of
+    ``chunk_shape · 2^lod`` from ``offset``, each triangle filed under its centroid's cell.
+
+    Returns ``(meshes, positions)``: one ``zmesh.Mesh`` per non-empty cell and the cells'
+    integer grid positions (n × 3), in Z-order (Neuroglancer's fragment order).
+    ``grid_length`` must be a power of two, ``lod < num_lods``.
+    """
+    import zmesh
+
+    lod, num_lods, grid_length = int(lod), int(num_lods), int(grid_length)
+    if not 0 <= lod < num_lods:
+        raise ValueError(f"lod must be in [0, num_lods={num_lods}); got {lod}")
+    if grid_length < 1 or grid_length & (grid_length - 1):
+        raise ValueError(f"grid_length must be a power of two; got {grid_length}")
+    vertices, faces = _as_arrays(mesh)
+    cell = np.asarray(chunk_shape, np.float64) * 2**lod
+    pieces = _cut(vertices, faces, offset, cell, grid_length)
+    cells = np.asarray(sorted(pieces), dtype=np.uint32).reshape(-1, 3)
+    cells = cells[mr.morton_order(cells)]
+    segid = getattr(mesh, "segid", None)
+    meshes = [zmesh.Mesh(*pieces[tuple(int(c) for c in pos)], None, id=segid) for pos in cells]
+    return meshes, cells
 
 
 def cmp_zorder(lhs, rhs) -> int:
