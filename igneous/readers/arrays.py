@@ -204,6 +204,7 @@ def _open_nrrd(path: str, _dataset) -> ArrayFile:
 
 def _open_ckl(path: str, _dataset) -> ArrayFile:
     import crackle
+    import crackle.codec
 
     binary = crackle.util._load(path) if hasattr(crackle, "util") else open(path, "rb").read()
     head = crackle.header(binary)
@@ -211,7 +212,7 @@ def _open_ckl(path: str, _dataset) -> ArrayFile:
     dtype = _check_dtype(path, head.dtype if not head.signed else np.dtype(f"int{8 * head.data_width}"))
 
     def read(x0, x1, z0, z1):
-        return crackle.decompress_range(binary, z0, z1, parallel=1)[x0:x1, :, :, np.newaxis]
+        return crackle.codec.decompress_range(binary, z0, z1, parallel=1)[x0:x1, :, :, np.newaxis]
 
     return ArrayFile(path, read, shape4, dtype)
 

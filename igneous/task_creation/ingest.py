@@ -120,8 +120,10 @@ class LayerSpec:
         check_encoding(self.encoding, dtype, num_channels, self.layer_type)
 
 
-def check_destination(dest: str, info: dict) -> bool:
+def check_destination(dest: Optional[str], info: dict) -> bool:
     """True when ``dest`` already holds this very layer (a re-run); refuses any other layer there."""
+    if dest is None:
+        return False
     try:
         existing = CloudVolume(dest, progress=False, cdn_cache=False).info
     except InfoUnavailableError:
@@ -293,7 +295,7 @@ class StackPlan:
 
 def plan_image_stack(
     src: str,
-    dest: str,
+    dest: Optional[str],
     resolution=(1, 1, 1),
     voxel_offset=(0, 0, 0),
     chunk_size=DEFAULT_CHUNK,
@@ -306,7 +308,8 @@ def plan_image_stack(
 ) -> StackPlan:
     """Validate the stack at ``src`` and the options; return the plan. Writes nothing.
 
-    Reads every slice's header (in parallel), never its pixels.
+    Reads every slice's header (in parallel), never its pixels. ``dest=None`` skips the
+    check of an existing destination (a preview).
     """
     spec = LayerSpec.make(resolution, voxel_offset, chunk_size, layer_type, encoding, encoding_level,
                           encoding_effort, compress)  # fmt: skip
