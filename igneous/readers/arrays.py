@@ -66,7 +66,7 @@ class ArrayFile:
         if self._closer is not None:
             self._closer()
 
-    def __enter__(self) -> "ArrayFile":
+    def __enter__(self) -> ArrayFile:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -91,7 +91,7 @@ class SliceHeader:
     def slice_bytes(self) -> int:
         return self.width * self.height * self.channels * np.dtype(self.dtype).itemsize
 
-    def same_kind(self, other: "SliceHeader") -> bool:
+    def same_kind(self, other: SliceHeader) -> bool:
         return (self.width, self.height, self.channels, self.dtype) == (
             other.width,
             other.height,
@@ -213,7 +213,7 @@ class TiffReader:
         self._tif.close()
         self._fh.close()
 
-    def __enter__(self) -> "TiffReader":
+    def __enter__(self) -> TiffReader:
         return self
 
     def __exit__(self, *exc) -> None:

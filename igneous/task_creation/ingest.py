@@ -85,7 +85,7 @@ class LayerSpec:
         encoding_level=None,
         encoding_effort=None,
         compress="br",
-    ) -> "LayerSpec":
+    ) -> LayerSpec:
         try:
             res = tuple(float(r) for r in resolution)
         except (TypeError, ValueError):
