@@ -35,12 +35,13 @@ setup(
             "tifffile", "Pillow", "h5py", "nibabel", "pynrrd", "opencv-python-headless", "matplotlib", "zarr",
             # numcodecs (under zarr) cannot parse zfpy's "1.0.1.post0" version and fails on import
             "zfpy<=1.0.1",
+            "blosc",  # CloudVolume decodes zarr v2 blosc chunks with it
         ],
         "mysql": ["mysql-connector-python"],
         "nrrd": ["pynrrd"],
         "nii": ["nibabel"],
         # image create of stacks and arrays; contrast (CLAHE, histogram plots)
-        "ingest": ["tifffile", "Pillow", "h5py"],
+        "ingest": ["tifffile", "Pillow", "h5py", "blosc"],  # blosc: zarr v2 sources through CloudVolume
         "contrast": ["opencv-python-headless", "matplotlib"],
         "all": ["mysql-connector-python", "pynrrd", "nibabel", "tifffile", "Pillow", "h5py", "opencv-python-headless",
                 "matplotlib"],
