@@ -263,7 +263,7 @@ def make_inputs(data_dir: str, which: str) -> dict:
         write_big_series(data_dir, os.path.join(CACHE, "big"))
     else:
         write_series(data_dir, os.path.join(CACHE, "series"))
-    return {"ok": True}
+    return {"ok": True, "wall_s": 0.0}
 
 
 CHILD_STAGES = {"ingest_inputs": make_inputs, "ingest": ingest, "series_floor": series_floor, "equalize_stage": equalize, "clahe_stage": clahe,

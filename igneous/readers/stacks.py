@@ -74,14 +74,10 @@ def discover_stack(src: str, threads: int = PROBE_THREADS) -> ImageStack:
     Raises:
         InvalidParameterError: naming the first offending file.
     """
-    base, names, listed = _describe_sources(src)
+    base, names, _ = _describe_sources(src)
     if len(names) == 1 and image_format(names[0]) == "tiff":
         header = _probe(base, names[0], multipage=True)
-        if header.depth > 1:
-            if listed:
-                raise InvalidParameterError(
-                    f"{join(base, names[0])} is a multi-page TIFF; give it as SRC by itself, not in a series"
-                )
+        if header.depth > 1:  # one multi-page TIFF (alone in its folder, or matched alone by a glob)
             return ImageStack(base, (names[0],), "pages", header)
         return ImageStack(base, (names[0],), "series", header)
     check_numbering(names)

@@ -11,10 +11,12 @@ from __future__ import annotations
 import functools
 import logging
 import math
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 from cloudfiles import CloudFiles
+from cloudvolume import CloudVolume
 from cloudvolume.lib import Bbox, Vec
 
 from igneous import downsample_scales as dss
@@ -30,6 +32,9 @@ __all__ = [
     "create_luminance_levels_tasks",
     "create_contrast_normalization_tasks",
     "create_clahe_tasks",
+    "plan_contrast_normalization",
+    "plan_clahe",
+    "DestPlan",
     "levels_summary",
 ]
 
@@ -121,6 +126,17 @@ def _task_shape(vol, mip: int, shape, default) -> Vec:
     return shape
 
 
+@dataclass(frozen=True)
+class DestPlan:
+    """A planned job that writes a new layer: its ``info`` (not yet committed) and its task grid."""
+
+    dest: CloudVolume
+    tasks: GridTasks
+
+    def files_written(self) -> list:
+        return ["info", f"{len(self.tasks)} tasks' chunks", "provenance"]
+
+
 def create_contrast_normalization_tasks(
     src_path: str,
     dest_path: str,
@@ -142,12 +158,34 @@ def create_contrast_normalization_tasks(
     at each end. Voxels map linearly ``lower → minval`` (default 0) and ``upper → maxval``
     (default the dtype's maximum), clamped. The destination is a copy of the source's info
     truncated at ``mip`` and shifted by ``translate``, plus the pyramid levels the task
-    ``shape`` (default 2048×2048×64) can write.
+    ``shape`` (default 2048×2048×64) can write. :func:`plan_contrast_normalization` gives
+    the same plan without writing.
 
     Raises:
         InvalidParameterError: a dtype other than uint8/uint16, a missing histogram, a
             clip fraction outside [0, 0.5), an empty or inverted [minval, maxval], …
     """
+    plan = plan_contrast_normalization(src_path, dest_path, levels_path, shape, mip, clip_fraction, fill_missing,
+                                       translate, minval, maxval, bounds, bounds_mip)  # fmt: skip
+    plan.dest.commit_info()
+    return plan.tasks
+
+
+def plan_contrast_normalization(
+    src_path: str,
+    dest_path: str,
+    levels_path: Optional[str] = None,
+    shape=None,
+    mip: int = 0,
+    clip_fraction: float = 0.01,
+    fill_missing: bool = False,
+    translate=(0, 0, 0),
+    minval=None,
+    maxval=None,
+    bounds=None,
+    bounds_mip: int = 0,
+):
+    """Validate and plan ``create_contrast_normalization_tasks``; writes nothing."""
     check_distinct_layers(src_path, dest_path)
     vol = _contrast_volume(src_path, mip, "contrast normalization")
     if not 0 <= float(clip_fraction) < 0.5:
@@ -164,14 +202,14 @@ def create_contrast_normalization_tasks(
     levels = len(dss.compute_factors(shape, (2, 2, 1), chunk, dest.meta.volume_size(mip)))
     if levels:
         add_pyramid_scales(dest, mip, levels, (2, 2, 1), chunk, None, None, None)
-    dest.commit_info()
     kwargs = task_kwargs(src_path=src_path, dest_path=dest_path, levels_path=levels_path, mip=mip,
                          clip_fraction=float(clip_fraction), fill_missing=bool(fill_missing), translate=translate,
                          minval=minval, maxval=maxval)  # fmt: skip
     finish = functools.partial(record_provenance, dest_path, "ContrastNormalizationTask",
                                {**kwargs, "shape": shape, "bounds": task_bounds}, [src_path])  # fmt: skip
-    return GridTasks(task_bounds, shape, functools.partial(ContrastNormalizationTask, **kwargs), finish,
+    grid = GridTasks(task_bounds, shape, functools.partial(ContrastNormalizationTask, **kwargs), finish,
                      instantiate=True)  # fmt: skip
+    return DestPlan(dest, grid)
 
 
 def create_clahe_tasks(
@@ -191,12 +229,30 @@ def create_clahe_tasks(
     so 256-pixel tiles), laid on a grid anchored to the layer's origin. Each task reads
     its box grown by one tile on each side and keeps the box, so the result equals
     ``cv2.createCLAHE`` applied to each whole slice with the same tiles — no seams. Work
-    per task is about (box + 2 tiles)² / box² of the box alone.
+    per task is about (box + 2 tiles)² / box² of the box alone. :func:`plan_clahe` gives
+    the same plan without writing.
 
     Raises:
         InvalidParameterError: a dtype other than uint8/uint16, a non-positive clip limit or
             grid, a shape that is not whole chunks, or tiles smaller than 2 pixels.
     """
+    plan = plan_clahe(src, dest, shape, mip, fill_missing, bounds, bounds_mip, clip_limit, tile_grid_size)
+    plan.dest.commit_info()
+    return plan.tasks
+
+
+def plan_clahe(
+    src: str,
+    dest: str,
+    shape=None,
+    mip: int = 0,
+    fill_missing: bool = False,
+    bounds=None,
+    bounds_mip: int = 0,
+    clip_limit: float = 40.0,
+    tile_grid_size=(8, 8),
+):
+    """Validate and plan ``create_clahe_tasks``; writes nothing."""
     check_distinct_layers(src, dest)
     vol = _contrast_volume(src, mip, "CLAHE")
     if not float(clip_limit) > 0:
@@ -213,11 +269,10 @@ def create_clahe_tasks(
     task_bounds = get_bounds(vol, bounds, mip, bounds_mip)
     destvol = create_transfer_cloudvolume(vol, dest, None, mip, bounds_mip, None, None, None, None, True, False, False,
                                           task_bounds)  # fmt: skip
-    destvol.commit_info()
     kwargs = task_kwargs(src=src, dest=dest, mip=mip, fill_missing=bool(fill_missing), clip_limit=float(clip_limit),
                          tile_grid_size=[int(g) for g in grid])  # fmt: skip
     finish = functools.partial(record_provenance, dest, "CLAHETask", {**kwargs, "shape": shape}, [src])
-    return GridTasks(task_bounds, shape, functools.partial(CLAHETask, **kwargs), finish)
+    return DestPlan(destvol, GridTasks(task_bounds, shape, functools.partial(CLAHETask, **kwargs), finish))
 
 
 def levels_summary(layer_path: str, mip: int = 0, levels_path: Optional[str] = None,

@@ -171,3 +171,16 @@ def test_contrast_bad_input(layer, tmp_path, args, needle):
     assert result.exit_code == 2, result.output
     assert needle in result.output and len([line for line in result.output.splitlines() if line.startswith("Error")]) == 1
     assert tree(tmp_path) == before
+
+
+def test_plans_write_nothing(layer, tmp_path):
+    from igneous.task_creation.contrast import plan_clahe, plan_contrast_normalization
+
+    src = layer(uneven_volume(shape=(64, 64, 8)), chunk_size=(32, 32, 4))
+    run(tc.create_luminance_levels_tasks(src, coverage_factor=1.0))
+    before = tree(tmp_path)
+    eq = plan_contrast_normalization(src, f"file://{tmp_path / 'eq'}", shape=(32, 32, 4))
+    cl = plan_clahe(src, f"file://{tmp_path / 'cl'}", shape=(32, 32, 4))
+    assert tree(tmp_path) == before
+    assert len(eq.tasks) == 8 and len(cl.tasks) == 8
+    assert len(eq.dest.info["scales"]) == 1  # a 32³-chunk task of 32 voxels has no whole-chunk level above it

@@ -134,10 +134,12 @@ def test_jpeg_series_equals_pillow_decode(tmp_path):
 
 def test_multipage_and_ome_tiff(tmp_path):
     gray = stack(np.uint16, size=(50, 40, 13))
-    tifffile.imwrite(tmp_path / "stack.tif", gray)
-    dest = f"file://{tmp_path / 'd1'}"
-    ingest(None, str(tmp_path / "stack.tif"), dest, chunk_size=(16, 16, 4), memory_target=50_000)
-    np.testing.assert_array_equal(read_layer(dest), as_xyzc(gray))
+    (tmp_path / "one").mkdir()
+    tifffile.imwrite(tmp_path / "one" / "stack.tif", gray)
+    for i, src in enumerate((tmp_path / "one" / "stack.tif", tmp_path / "one")):  # the file, or its folder
+        dest = f"file://{tmp_path / f'd1-{i}'}"
+        ingest(None, str(src), dest, chunk_size=(16, 16, 4), memory_target=50_000)
+        np.testing.assert_array_equal(read_layer(dest), as_xyzc(gray))
 
     zcyx = stack(np.uint8, size=(30, 20, 8 * 3)).reshape(8, 3, 20, 30)  # OME: 3 channel pages per z
     tifffile.imwrite(tmp_path / "ome.ome.tif", zcyx, ome=True, metadata={"axes": "ZCYX"})
