@@ -29,11 +29,22 @@ setup(
     package_data={"igneous_cli": ["LICENSE"]},
     install_requires=requirements(),
     extras_require={
-        "test": ["pytest>=7", "pytest-xdist", "hypothesis", "moto[server]>=5", "ruff", "mysql-connector-python"],
+        "test": [
+            "pytest>=7", "pytest-xdist", "hypothesis", "moto[server]>=5", "ruff", "mysql-connector-python",
+            # image create / contrast / zarr ingest tests (issue 13)
+            "tifffile", "Pillow", "h5py", "nibabel", "pynrrd", "opencv-python-headless", "matplotlib", "zarr",
+            # numcodecs (under zarr) cannot parse zfpy's "1.0.1.post0" version and fails on import
+            "zfpy<=1.0.1",
+            "blosc",  # CloudVolume decodes zarr v2 blosc chunks with it
+        ],
         "mysql": ["mysql-connector-python"],
         "nrrd": ["pynrrd"],
         "nii": ["nibabel"],
-        "all": ["mysql-connector-python", "pynrrd", "nibabel"],
+        # image create of stacks and arrays; contrast (CLAHE, histogram plots)
+        "ingest": ["tifffile", "Pillow", "h5py", "blosc"],  # blosc: zarr v2 sources through CloudVolume
+        "contrast": ["opencv-python-headless", "matplotlib"],
+        "all": ["mysql-connector-python", "pynrrd", "nibabel", "tifffile", "Pillow", "h5py", "opencv-python-headless",
+                "matplotlib"],
     },
     entry_points={"console_scripts": ["igneous=igneous_cli:main"]},
     classifiers=[

@@ -179,3 +179,12 @@ def _grid(job):
     from igneous.task_creation.common import GridTasks
 
     return GridTasks(job.bounds, job.plan.task_shape, lambda **kw: None)
+
+
+def _register_ingest() -> None:
+    from igneous_cli.ingest import design_ingest
+
+    design.add_command(design_ingest)
+
+
+_register_ingest()

@@ -405,3 +405,12 @@ def read_mapping(path: str) -> dict:
 from igneous_cli import voxels  # noqa: E402
 
 image.add_command(voxels.voxels)
+
+from igneous_cli import ingest  # noqa: E402  (issue 13: getting data in)
+
+image.add_command(ingest.create)
+
+from igneous_cli import contrast as _contrast  # noqa: E402  (issue 13: contrast and ROI)
+
+image.add_command(_contrast.contrast)
+image.add_command(_contrast.roi)

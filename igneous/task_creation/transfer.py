@@ -15,6 +15,7 @@ from cloudvolume.lib import Bbox, Vec
 from igneous import downsample_scales as dss
 from igneous.errors import InvalidParameterError, LayerNotFoundError
 from igneous.ops.downsample import check_factor_for_method, resolve_method
+from igneous.readers import foreign
 from igneous.scales import add_pyramid
 from igneous.task_creation.common import GridTasks, as_triple, get_bounds, record_provenance, task_kwargs
 from igneous.task_creation.downsample import (
@@ -229,12 +230,15 @@ def create_transfer_tasks(
     method = resolve_method(downsample_method, src.layer_type, src.dtype)
     if not skip_downsamples:
         check_factor_for_method(method, factor)
+    encoding = foreign.default_encoding(src, mip, encoding)  # zarr/n5: their compressor is not an encoding
     encoding, compress = output_encoding(src, mip, encoding, compress)
     if chunk_size is not None:
         chunk_size = as_triple(chunk_size, "chunk_size")
 
     selected = get_bounds(src, bounds, mip, bounds_mip)
     translate, dest_voxel_offset = resolve_translate(src, mip, selected, translate, dest_voxel_offset, cutout)
+    if dest_voxel_offset is None:  # OME-Zarr: land at the metadata's offset where CloudVolume misplaces it
+        translate = translate + foreign.offset_shift(src, mip)
 
     dest = create_transfer_cloudvolume(
         src,

@@ -43,6 +43,11 @@ TASK_CREATION = {
     "create_inference_tasks",
     "create_watershed_remap_tasks",
     "create_mask_affinity_map_tasks",
+    # contrast and ROI (SPEC §2.1, issue 13)
+    "create_luminance_levels_tasks",
+    "create_contrast_normalization_tasks",
+    "create_clahe_tasks",
+    "compute_rois",
 }
 TASKS = {
     "TransferTask",
@@ -69,6 +74,9 @@ TASKS = {
     "WatershedRemapTask",
     "MaskAffinitymapTask",
     "InferenceTask",
+    "CLAHETask",
+    "ContrastNormalizationTask",
+    "LuminanceLevelsTask",
 }
 
 
@@ -480,3 +488,30 @@ def test_every_spec_2_function_present_has_spec_parameters_and_defaults():
         # SPEC's parameters in SPEC's order; our additions may only follow, with defaults
         assert got[: len(want)] == want, name
         assert all(d is not inspect.Parameter.empty for _, d in got[len(want) :]), name
+def test_contrast_and_roi_signatures_match_spec():
+    """SPEC §2.1 / §3.1 parameter order and defaults (issue 13)."""
+    from taskqueue.queueablefns import REGISTRY
+    from taskqueue.registered_task import REGISTRY as CLASSES
+
+    assert list(inspect.signature(tc.create_luminance_levels_tasks).parameters) == [
+        "layer_path", "levels_path", "coverage_factor", "shape", "offset", "mip", "bounds_mip", "bounds",
+    ]  # fmt: skip
+    assert list(inspect.signature(tc.create_contrast_normalization_tasks).parameters) == [
+        "src_path", "dest_path", "levels_path", "shape", "mip", "clip_fraction", "fill_missing", "translate",
+        "minval", "maxval", "bounds", "bounds_mip",
+    ]  # fmt: skip
+    sig = inspect.signature(tc.create_clahe_tasks)
+    assert list(sig.parameters) == [
+        "src", "dest", "shape", "mip", "fill_missing", "bounds", "bounds_mip", "clip_limit", "tile_grid_size",
+    ]  # fmt: skip
+    assert sig.parameters["clip_limit"].default == 40.0 and tuple(sig.parameters["tile_grid_size"].default) == (8, 8)
+    sig = inspect.signature(tc.compute_rois)
+    assert list(sig.parameters) == [
+        "cloudpath", "progress", "suppress_faint_voxels", "dust_threshold", "max_axial_length", "z_step",
+    ]  # fmt: skip
+    assert ("igneous.tasks.image.image", "CLAHETask") in REGISTRY
+    assert ("igneous.tasks.image.ingest", "ImageStackIngestTask") in REGISTRY
+    assert {"LuminanceLevelsTask", "ContrastNormalizationTask"} <= set(CLASSES)
+    assert list(inspect.signature(igneous.tasks.CLAHETask).parameters) == [
+        "src", "dest", "mip", "fill_missing", "shape", "offset", "clip_limit", "tile_grid_size",
+    ]  # fmt: skip

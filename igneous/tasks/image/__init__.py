@@ -1,6 +1,7 @@
 """Image tasks. Every module that defines tasks is imported here, so they register whatever
 else is imported first."""
 
+from igneous.tasks.image.contrast import CLAHETask, ContrastNormalizationTask, LuminanceLevelsTask  # issue 13
 from igneous.tasks.image.image import (
     BlackoutTask,
     DeleteTask,
@@ -11,6 +12,7 @@ from igneous.tasks.image.image import (
     TransferTask,
     downsample_and_upload,
 )
+from igneous.tasks.image.ingest import ImageStackIngestTask  # issue 13
 from igneous.tasks.image.obsolete import (
     HyperSquareConsensusTask,
     InferenceTask,
@@ -35,5 +37,9 @@ __all__ = [
     "WatershedRemapTask",
     "MaskAffinitymapTask",
     "InferenceTask",
+    "CLAHETask",
+    "ContrastNormalizationTask",
+    "LuminanceLevelsTask",
 ]
+_also_registered = (ImageStackIngestTask,)  # wire key igneous.tasks.image.ingest; not a SPEC name
 _not_exported = (ReorderTask,)  # SPEC §3: ReorderTask is importable only from igneous.tasks.image

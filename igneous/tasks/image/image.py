@@ -331,5 +331,6 @@ def ReorderTask(
 
 
 # Sharded tasks live in their own module; they are registered under this wire module too.
+from igneous.tasks.image.contrast import CLAHETask  # noqa: E402, F401  (wire key igneous.tasks.image.image)
 from igneous.tasks.image.shards import ImageShardDownsampleTask, ImageShardTransferTask  # noqa: E402
 from igneous.tasks.image.voxels import CountVoxelsTask  # noqa: E402, F401  (wire key igneous.tasks.image.image)
