@@ -22,8 +22,8 @@ from cloudvolume.lib import Bbox, Vec
 from igneous import downsample_scales as dss
 from igneous.errors import InvalidParameterError
 from igneous.ops.contrast import LEVELS_DTYPES
+from igneous.scales import add_pyramid
 from igneous.task_creation.common import GridTasks, as_triple, get_bounds, record_provenance, task_kwargs, to_bbox
-from igneous.task_creation.downsample import add_pyramid_scales
 from igneous.task_creation.transfer import check_distinct_layers, create_transfer_cloudvolume
 from igneous.tasks.image.contrast import CLAHETask, ContrastNormalizationTask, LuminanceLevelsTask, levels_key
 from igneous.volumes import open_volume
@@ -201,7 +201,7 @@ def plan_contrast_normalization(
     chunk = dest.meta.chunk_size(mip)
     levels = len(dss.compute_factors(shape, (2, 2, 1), chunk, dest.meta.volume_size(mip)))
     if levels:
-        add_pyramid_scales(dest, mip, levels, (2, 2, 1), chunk, None, None, None)
+        add_pyramid(dest, mip, [(2, 2, 1)] * levels, chunk)
     kwargs = task_kwargs(src_path=src_path, dest_path=dest_path, levels_path=levels_path, mip=mip,
                          clip_fraction=float(clip_fraction), fill_missing=bool(fill_missing), translate=translate,
                          minval=minval, maxval=maxval)  # fmt: skip
