@@ -20,15 +20,34 @@ from typing import Optional
 import numpy as np
 from cloudvolume.lib import Vec
 
+from igneous.errors import InvalidParameterError
 from igneous.volumes import ENCODINGS
 
-__all__ = ["FOREIGN_FORMATS", "is_foreign", "default_encoding", "ome_voxel_offset", "offset_shift"]
+__all__ = ["FOREIGN_FORMATS", "is_foreign", "check_readable", "default_encoding", "ome_voxel_offset", "offset_shift"]
 
 FOREIGN_FORMATS = ("zarr", "zarr2", "zarr3", "n5")
 
 
 def is_foreign(vol) -> bool:
     return vol.meta.path.format in FOREIGN_FORMATS
+
+
+def check_readable(vol, mip: int) -> None:
+    """Refuse a store CloudVolume cannot read correctly, before anything is written.
+
+    CloudVolume 12.15's Zarr v2 reader joins a group's array key to the chunk indices with the
+    array's dimension separator (``zarr2/metadata.py`` ``chunk_name``): with the default ``.``
+    it looks for ``0.z.y.x`` instead of ``0/z.y.x``, finds nothing, and every chunk would read
+    as missing.
+    """
+    meta = vol.meta
+    if not is_foreign(vol) or not hasattr(meta, "dimension_separator") or not hasattr(meta, "is_group"):
+        return
+    if meta.is_group() and meta.dimension_separator(mip) == ".":
+        raise InvalidParameterError(
+            f"{meta.cloudpath}: a Zarr v2 group whose arrays use the '.' dimension separator cannot be read by "
+            "CloudVolume (it looks for '0.z.y.x'); rewrite the store with dimension_separator '/' or as Zarr v3"
+        )
 
 
 def default_encoding(vol, mip: int, encoding: Optional[str]) -> Optional[str]:

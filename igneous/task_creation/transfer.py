@@ -230,6 +230,7 @@ def create_transfer_tasks(
     method = resolve_method(downsample_method, src.layer_type, src.dtype)
     if not skip_downsamples:
         check_factor_for_method(method, factor)
+    foreign.check_readable(src, mip)
     encoding = foreign.default_encoding(src, mip, encoding)  # zarr/n5: their compressor is not an encoding
     encoding, compress = output_encoding(src, mip, encoding, compress)
     if chunk_size is not None:
