@@ -1,5 +1,6 @@
 """Image tasks."""
 
+from igneous.tasks.image.ccl import CCLEquivalancesTask, CCLFacesTask, RelabelCCLTask
 from igneous.tasks.image.image import (
     BlackoutTask,
     DeleteTask,
@@ -25,5 +26,8 @@ __all__ = [
     "TransferTask",
     "downsample_and_upload",
     "CountVoxelsTask",
+    "CCLFacesTask",
+    "CCLEquivalancesTask",
+    "RelabelCCLTask",
 ]
 _not_exported = (ReorderTask,)  # SPEC §3: ReorderTask is importable only from igneous.tasks.image

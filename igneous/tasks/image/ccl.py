@@ -1,0 +1,235 @@
+"""Connected components over a whole volume, as three queued passes (SPEC §3.2, wire module).
+
+1. ``CCLFacesTask`` labels its box plus one voxel on each high side (cc3d, 6/18/26-connected)
+   and writes the three trailing slices as global labels (``ccl/faces/``), plus a crackle
+   copy of its labels so the next passes need not read and label the box again.
+2. ``CCLEquivalancesTask`` (sic, the wire name) unions its leading slices with its lower
+   neighbours' trailing faces → ``ccl/equivalences/``.
+3. ``create_relabeling`` (synchronous, ``ccl_relabel.py``, re-exported here) joins the
+   links and numbers components 1…N → ``ccl/relabel/``, ``ccl/max_label.json``.
+4. ``RelabelCCLTask`` applies its table to its own box and writes the destination layer.
+
+Messages name ``igneous.tasks.image.ccl`` (SPEC §3.7); ``connectivity`` travels only when
+it is not 6, so a 6-connected message is the reference's.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Tuple
+
+import crackle
+import numpy as np
+from cloudfiles import CloudFiles
+
+from igneous.ops.ccl import (
+    DisjointSet,
+    blackout_non_face_rails,
+    compute_label_offset,
+    compute_task_number,
+    connected_components,
+    equivalence_entries,
+    face_pairs,
+    format_label_map,
+    leading_face,
+    owned_counts,
+    parse_label_map,
+    threshold_image,
+    trailing_face,
+    with_offset,
+)
+from igneous.tasks.image.ccl_layout import (
+    FACES,
+    CCLGrid,
+    counts_path,
+    equivalences_path,
+    face_path,
+    labels_path,
+    relabel_path,
+)
+from igneous.tasks.image.ccl_relabel import clean_intermediate_files, create_relabeling
+from igneous.tasks.image.common import dest_volume, source_volume
+from igneous.tasks.image.image import upload_all
+from igneous.tasks.registry import queueable
+
+__all__ = [
+    "CCLFacesTask",
+    "CCLEquivalancesTask",
+    "RelabelCCLTask",
+    "create_relabeling",
+    "clean_intermediate_files",
+    "DisjointSet",
+    "compute_task_number",
+    "compute_label_offset",
+    "threshold_image",
+    "blackout_non_face_rails",
+]
+
+log = logging.getLogger(__name__)
+WIRE = "igneous.tasks.image.ccl"
+# Intermediate JSON is written once and read once: brotli's default level 11 costs seconds
+# on files of millions of labels for a few percent of size.
+BROTLI_LEVEL = 5
+
+
+class _Task:
+    """One task's place in the grid and the storage it works in."""
+
+    def __init__(self, cloudpath: str, mip: int, shape, offset, fill_missing: bool = False):
+        self.vol = source_volume(cloudpath, mip, fill_missing=fill_missing)
+        self.mip = mip
+        self.key = self.vol.meta.key(mip)
+        self.grid = CCLGrid.of(self.vol, mip, shape)
+        self.gridpoint = self.grid.gridpoint(offset)
+        self.offset = self.grid.label_offset(self.gridpoint)
+        self.own = self.grid.own_box(self.gridpoint)
+        self.extended = self.grid.extended_box(self.gridpoint)
+        self.cf = CloudFiles(self.vol.meta.cloudpath, progress=False)
+
+    def compute_labels(self, threshold_gte, threshold_lte, connectivity: int) -> Tuple[np.ndarray, int]:
+        """Read the extended box, threshold it, label it: ``(local labels, N)``."""
+        image = np.asarray(self.vol.download(self.extended, mip=self.mip))[..., 0]
+        image = threshold_image(image, threshold_lte, threshold_gte)
+        return connected_components(image, connectivity, self.own.size3())
+
+    def labels(self, threshold_gte, threshold_lte, connectivity: int) -> Tuple[np.ndarray, int]:
+        """The faces pass's labels from its crackle copy, else computed again (same result)."""
+        data = self.cf.get(labels_path(self.key, self.gridpoint))
+        if data is None:
+            return self.compute_labels(threshold_gte, threshold_lte, connectivity)
+        labels = crackle.decompress(data, parallel=1)
+        if tuple(labels.shape) != tuple(int(v) for v in self.extended.size3()):
+            raise ValueError(
+                f"{labels_path(self.key, self.gridpoint)} holds a {list(labels.shape)} box, not this task's "
+                f"{self.extended.size3().tolist()}: it is left from another run; clean ccl/ and start over"
+            )
+        n = int(labels.max()) if labels.size else 0
+        return labels, n
+
+
+@queueable(WIRE)
+def CCLFacesTask(
+    cloudpath,
+    mip,
+    shape,
+    offset,
+    threshold_gte=None,
+    threshold_lte=None,
+    fill_missing=False,
+    dust_threshold=0,
+    connectivity=6,
+):
+    """Pass 1: label the box (+1 voxel overlap) and write its three trailing faces.
+
+    Also writes the labels themselves (crackle) for passes 2 and 4, and, when
+    ``dust_threshold`` is set, the voxels each label owns (dust is decided over the whole
+    volume by ``create_relabeling``). The faces are written last: they mark the task done.
+    """
+    task = _Task(cloudpath, mip, shape, offset, fill_missing)
+    labels, n = task.compute_labels(threshold_gte, threshold_lte, int(connectivity))
+    task.cf.put(labels_path(task.key, task.gridpoint), crackle.compress(labels, parallel=1), compress=None)
+    if dust_threshold:
+        counts = owned_counts(labels, task.own.size3(), n)
+        task.cf.put(counts_path(task.key, task.gridpoint), counts.astype("<u8").tobytes(), compress="gzip")
+    faces = [
+        (face_path(task.key, task.gridpoint, face), crackle.compress(with_offset(trailing_face(labels, face), task.offset)))
+        for face in FACES
+    ]
+    del labels
+    task.cf.puts(faces, compress="br")
+
+
+@queueable(WIRE)
+def CCLEquivalancesTask(
+    cloudpath,
+    mip,
+    shape,
+    offset,
+    threshold_gte=None,
+    threshold_lte=None,
+    fill_missing=False,
+    dust_threshold=0,
+    connectivity=6,
+):
+    """Pass 2: link this task's labels to its lower neighbours' through the slices they share.
+
+    Writes ``{label: root}`` for every linked label, plus the task's largest label mapped to
+    itself (how many labels it made).
+    """
+    task = _Task(cloudpath, mip, shape, offset, fill_missing)
+    labels, n = task.labels(threshold_gte, threshold_lte, int(connectivity))
+    mine_all, theirs_all = [], []
+    for face in FACES:
+        neighbour = task.grid.neighbour(task.gridpoint, face)
+        if neighbour is None:
+            continue
+        path = face_path(task.key, neighbour, face)
+        data = task.cf.get(path)
+        if data is None:
+            raise FileNotFoundError(f"{path} is missing: run `igneous image ccl faces` to completion first")
+        mine = with_offset(leading_face(labels, face), task.offset)
+        theirs = crackle.decompress(data, parallel=1)
+        theirs = theirs.reshape(theirs.shape[:2]) if theirs.ndim == 3 else theirs
+        if theirs.shape != mine.shape:
+            raise ValueError(f"{path} is {list(theirs.shape)}, this task's face is {list(mine.shape)}: another grid?")
+        a, b = face_pairs(mine, theirs)
+        mine_all.append(a)
+        theirs_all.append(b)
+    del labels
+    a = np.concatenate(mine_all) if mine_all else np.zeros(0, np.uint64)
+    b = np.concatenate(theirs_all) if theirs_all else np.zeros(0, np.uint64)
+    keys, vals = equivalence_entries(a, b, task.offset + n if n else None)
+    task.cf.put(
+        equivalences_path(task.key, task.gridpoint),
+        format_label_map(keys, vals),
+        compress="br",
+        compression_level=BROTLI_LEVEL,
+        content_type="application/json",
+    )
+
+
+@queueable(WIRE)
+def RelabelCCLTask(
+    src_path,
+    dest_path,
+    mip,
+    shape,
+    offset,
+    threshold_gte=None,
+    threshold_lte=None,
+    fill_missing=False,
+    dust_threshold=0,
+    connectivity=6,
+):
+    """Pass 4: give the box's labels their final ids and write the box (no overlap) to ``dest_path``."""
+    task = _Task(src_path, mip, shape, offset, fill_missing)
+    labels, n = task.labels(threshold_gte, threshold_lte, int(connectivity))
+    dest = dest_volume(dest_path, mip)
+    table = relabel_table(task, n, np.dtype(dest.dtype))
+    sx, sy, sz = (int(v) for v in task.own.size3())
+    out = table[labels[:sx, :sy, :sz]]
+    del labels
+    upload_all(dest, [(out[..., np.newaxis], task.own, mip)])
+
+
+def relabel_table(task: _Task, n: int, dtype: np.dtype) -> np.ndarray:
+    """Local label → final id, from ``ccl/relabel/{task_num}.json``; every label must be there."""
+    path = relabel_path(task.key, task.grid.task_number(task.gridpoint))
+    data = task.cf.get(path)
+    if data is None:
+        raise FileNotFoundError(f"{path} is missing: run `igneous image ccl calc-labels` first")
+    keys, vals = parse_label_map(data)
+    local = keys.astype(np.int64) - np.int64(task.offset) if keys.size else keys.astype(np.int64)
+    if keys.size and (local.min() < 1 or local.max() > n):
+        raise ValueError(f"{path} names labels outside this task's 1…{n}: it is from another run")
+    table = np.zeros(n + 1, dtype=dtype)
+    covered = np.zeros(n + 1, dtype=bool)
+    table[local] = vals.astype(dtype)
+    covered[local] = True
+    if not covered[1:].all():
+        missing = np.flatnonzero(~covered[1:])[:3] + 1 + task.offset
+        raise ValueError(
+            f"{path} has no final id for {int((~covered[1:]).sum())} of this task's {n} labels "
+            f"(e.g. {missing.tolist()}); run calc-labels again"
+        )
+    return table
