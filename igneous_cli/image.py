@@ -396,3 +396,7 @@ def read_mapping(path: str) -> dict:
 from igneous_cli import voxels  # noqa: E402
 
 image.add_command(voxels.voxels)
+
+from igneous_cli import ccl  # noqa: E402
+
+image.add_command(ccl.ccl)

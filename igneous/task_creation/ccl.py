@@ -21,7 +21,6 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 from cloudfiles import CloudFiles
 from cloudvolume import CloudVolume
-from cloudvolume.exceptions import InfoUnavailableError
 
 from igneous.errors import InvalidParameterError
 from igneous.ops.ccl import labels_per_task, smallest_uint
@@ -266,7 +265,8 @@ def unfinished_tasks(plan: CCLPlan, step: str) -> int:
     """How many ``step`` (faces or links) tasks have not written their files."""
     directory, paths, points = _expected(plan, step)
     cf = CloudFiles(CloudVolume(plan.cloudpath, progress=False).meta.cloudpath, progress=False)
-    return len({points[i] for i, name in enumerate(paths) if name in set(missing_files(cf, directory, paths))})
+    missing = set(missing_files(cf, directory, paths))
+    return len({points[i] for i, name in enumerate(paths) if name in missing})
 
 
 def create_ccl_equivalence_tasks(
@@ -361,7 +361,22 @@ def plan_ccl_relabel(
     relabel = RelabelPlan(plan, dest_path, enc, chunk, max_label)
     if max_label is not None:
         check_encoding(enc, relabel.dtype, 1)
+    _check_existing_dest(relabel, vol)
     return relabel
+
+
+def _check_existing_dest(relabel: RelabelPlan, src: CloudVolume) -> None:
+    """An existing destination must be the layer this run writes (its dtype too, once known)."""
+    existing = _existing_info(relabel.dest_path)
+    if existing is None:
+        return
+    mip = relabel.ccl.mip
+    have, want = _layout(existing, mip), _layout(_dest_info(src, relabel), mip)
+    if relabel.dtype is None:
+        have.pop("data_type"), want.pop("data_type")
+    if have != want:
+        diffs = "; ".join(f"{k} {have[k]} there, {want[k]} here" for k in want if have.get(k) != want[k])
+        raise InvalidParameterError(f"{relabel.dest_path} already exists as another layer ({diffs}); choose a new destination")
 
 
 def _dest_info(src: CloudVolume, relabel: RelabelPlan) -> dict:
@@ -369,7 +384,7 @@ def _dest_info(src: CloudVolume, relabel: RelabelPlan) -> dict:
     info = copy.deepcopy(src.info)
     info["scales"] = info["scales"][: mip + 1]
     clean_xfer_info(info)
-    info.update(type="segmentation", data_type=relabel.dtype, num_channels=1)
+    info.update(type="segmentation", data_type=relabel.dtype or "uint64", num_channels=1)
     for scale in info["scales"]:
         scale.pop("sharding", None)
     info["scales"][mip]["chunk_sizes"] = [list(relabel.chunk_size)]
@@ -380,10 +395,8 @@ def _dest_info(src: CloudVolume, relabel: RelabelPlan) -> dict:
 
 
 def _existing_info(path: str) -> Optional[dict]:
-    try:
-        return CloudVolume(path, progress=False, cdn_cache=False).info
-    except InfoUnavailableError:
-        return None
+    # Read the file itself: CloudVolume would probe other formats (zarr, n5, …) for a missing layer.
+    return CloudFiles(path, progress=False).get_json("info")
 
 
 def create_ccl_relabel_tasks(
@@ -416,14 +429,8 @@ def create_ccl_relabel_tasks(
         src_path, dest_path, mip, shape, chunk_size, encoding, threshold_gte, threshold_lte, dust_threshold,
         connectivity,
     )  # fmt: skip
-    src = open_volume(src_path, mip)
-    info = _dest_info(src, relabel)
+    info = _dest_info(open_volume(src_path, mip), relabel)
     existing = _existing_info(dest_path)
-    if existing is not None and _layout(existing, mip) != _layout(info, mip):
-        raise InvalidParameterError(
-            f"{dest_path} already exists as another layer ({_layout(existing, mip)} vs {_layout(info, mip)} here); "
-            f"choose a new destination"
-        )
     if existing is None or existing != info:
         CloudVolume(dest_path, info=info, progress=False, cdn_cache=False).commit_info()
     return _task_grid(relabel.ccl, RelabelCCLTask, "RelabelCCLTask", fill_missing, src_path=src_path,
