@@ -334,9 +334,7 @@ def plan_ccl_relabel(
     check_distinct_layers(src_path, dest_path)
     plan = plan_ccl(src_path, mip, shape, threshold_gte, threshold_lte, dust_threshold, connectivity)
     vol = open_volume(src_path, mip)
-    enc = normalize_encoding(encoding)
-    if enc is None:
-        enc = vol.meta.encoding(mip) if vol.meta.encoding(mip) in LABEL_ENCODINGS else "compresso"
+    enc = normalize_encoding(encoding) or "compresso"
     if enc not in LABEL_ENCODINGS:
         raise InvalidParameterError(
             f"encoding {enc} cannot store labels losslessly; use one of {', '.join(LABEL_ENCODINGS)}"
@@ -416,9 +414,8 @@ def create_ccl_relabel_tasks(
 
     The destination is the source's info truncated to ``mip``, without mesh/skeleton keys
     or sharding, of the narrowest unsigned dtype that holds ``max_label`` (uint32 at least
-    for compressed_segmentation), with ``encoding`` (default: the source's if it stores
-    labels losslessly, else compresso) and ``chunk_size`` at ``mip``. An existing
-    destination must already be exactly that layer.
+    for compressed_segmentation), with ``encoding`` (default compresso, like the CLI) and
+    ``chunk_size`` at ``mip``. An existing destination must already be exactly that layer.
 
     Raises:
         InvalidParameterError: destination equal to the source, calc-labels not run, options
