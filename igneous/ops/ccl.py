@@ -146,14 +146,21 @@ def owned_counts(labels: np.ndarray, own_shape: Sequence[int], n: int) -> np.nda
     return counts
 
 
+def _slice(labels: np.ndarray, face: str, index: int) -> np.ndarray:
+    # a view, not np.take: take() along an axis of a big Fortran-ordered box walks all of it
+    where = [slice(None)] * 3
+    where[AXES[face]] = index
+    return labels[tuple(where)]
+
+
 def trailing_face(labels: np.ndarray, face: str) -> np.ndarray:
-    """The extended box's last slice normal to ``face``'s axis (shared with the next task)."""
-    return np.take(labels, -1, axis=AXES[face])
+    """The extended box's last slice normal to ``face``'s axis (shared with the next task), a view."""
+    return _slice(labels, face, -1)
 
 
 def leading_face(labels: np.ndarray, face: str) -> np.ndarray:
-    """The extended box's first slice normal to ``face``'s axis (shared with the previous task)."""
-    return np.take(labels, 0, axis=AXES[face])
+    """The extended box's first slice normal to ``face``'s axis (shared with the previous task), a view."""
+    return _slice(labels, face, 0)
 
 
 def with_offset(labels: np.ndarray, offset: int) -> np.ndarray:
@@ -176,8 +183,12 @@ def face_pairs(mine: np.ndarray, theirs: np.ndarray) -> Tuple[np.ndarray, np.nda
     if not both.any():
         empty = np.zeros(0, dtype=np.uint64)
         return empty, empty
-    pairs = np.unique(np.stack([mine[both], theirs[both]], axis=1), axis=0)
-    return pairs[:, 0], pairs[:, 1]
+    mine, theirs = mine[both], theirs[both]
+    # one sortable key per pair: each side's labels renumbered to their rank on the face
+    ua, ia = np.unique(mine, return_inverse=True)
+    ub, ib = np.unique(theirs, return_inverse=True)
+    keys = np.unique(ia.astype(np.uint64) * np.uint64(ub.size) + ib.astype(np.uint64))
+    return ua[keys // np.uint64(ub.size)], ub[keys % np.uint64(ub.size)]
 
 
 def union_find(a: np.ndarray, b: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:

@@ -9,7 +9,7 @@ Every file lives under ``{key}/ccl/`` of the layer's mip:
 | ``relabel/{task_num}.json`` | create_relabeling | brotli JSON ``{label: final id}`` for every label of the task (SPEC) |
 | ``max_label.json`` | create_relabeling | brotli JSON ``[N]``, written last (SPEC) |
 | ``params.json`` | create_ccl_face_tasks | the options every step must share (ours) |
-| ``labels/{gx}-{gy}-{gz}.ckl`` | CCLFacesTask | the task's local labels (crackle), so later steps skip the read + CCL (ours) |
+| ``labels/{gx}-{gy}-{gz}.npy`` | CCLFacesTask | the task's local labels (.npy of the narrowest uint, zstd), so later steps skip the read + CCL (ours) |
 | ``counts/{gx}-{gy}-{gz}.u64`` | CCLFacesTask with dust | owned voxels per local label, little-endian uint64, gzip (ours) |
 
 A task is named by its offset; its grid point, number, label offset and boxes follow from
@@ -80,7 +80,7 @@ def params_path(key: str) -> str:
 
 
 def labels_path(key: str, gridpoint: Sequence[int]) -> str:
-    return f"{key}/ccl/labels/{gridpoint_name(gridpoint)}.ckl"
+    return f"{key}/ccl/labels/{gridpoint_name(gridpoint)}.npy"
 
 
 def counts_path(key: str, gridpoint: Sequence[int]) -> str:
