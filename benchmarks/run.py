@@ -31,6 +31,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
+from ccl_stages import CCL_TARGETS  # noqa: E402
+from ccl_stages import PARENT_STAGES as CCL_STAGES  # noqa: E402
 from datasets import MAKE_DATA, ensure_data, file_sha256, fresh_copy  # noqa: E402
 from mesh_stages import MESH_TARGETS  # noqa: E402
 from mesh_stages import PARENT_STAGES as MESH_STAGES  # noqa: E402
@@ -76,6 +78,8 @@ STAGE_NAMES += list(MESH_STAGES)
 TARGETS.update(MESH_TARGETS)
 STAGE_NAMES += list(VOXEL_STAGES)
 TARGETS.update(VOXEL_TARGETS)
+STAGE_NAMES += list(CCL_STAGES)
+TARGETS.update(CCL_TARGETS)
 
 
 # -- children -----------------------------------------------------------------------------------
@@ -438,6 +442,7 @@ STAGES = {
     "task_creation": task_creation,
     **MESH_STAGES,
     **VOXEL_STAGES,
+    **CCL_STAGES,
 }
 
 

@@ -71,8 +71,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 WIRE = "igneous.tasks.image.ccl"
 # Intermediate JSON is written once and read once: brotli's default level 11 costs seconds
-# on files of millions of labels for a few percent of size.
-BROTLI_LEVEL = 5
+# on files of millions of labels for a few percent of size (see ccl_relabel.BROTLI_LEVEL).
+BROTLI_LEVEL = 3
 
 
 class _Task:

@@ -44,8 +44,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-BATCH = 64  # files fetched or written at once: bounds memory to a few tasks' tables
-BROTLI_LEVEL = 5
+BATCH = 64  # files fetched at once
+WRITE_BYTES = 32 * 2**20  # relabel JSON held before writing: a few tasks' tables, not every task's
+# Brotli quality 3 writes a 5 MB table (262k labels) in 0.07 s; quality 5 takes 0.8 s and 11
+# (the default) 8.6 s, for files 25 % smaller.
+BROTLI_LEVEL = 3
 
 
 def check_triple(value, name: str) -> Tuple[int, int, int]:
@@ -183,7 +186,7 @@ def create_relabeling(
 
     root_ids = np.zeros(labels.size, dtype=np.uint64)
     next_id = 1
-    writes = []
+    writes: list = []
     with tqdm(total=len(points), desc="Numbering components", disable=not progress) as pbar:
         for batch in _batches(list(enumerate(points))):
             counts = _read_counts(cf, key, [p for _, p in batch]) if dust else [None] * len(batch)
@@ -202,17 +205,24 @@ def create_relabeling(
                 )  # fmt: skip
                 keys = np.arange(1, new.size, dtype=np.uint64) + offset
                 writes.append((relabel_path(key, task_num), format_label_map(keys, new[1:])))
-            if _local(cf):
-                for path, data in writes:
-                    cf.put(path, data, compress="br", compression_level=BROTLI_LEVEL, content_type="application/json")
-            else:
-                cf.puts(writes, compress="br", compression_level=BROTLI_LEVEL, content_type="application/json")
-            writes = []
+                if sum(len(data) for _, data in writes) >= WRITE_BYTES:
+                    _write(cf, writes)
+            _write(cf, writes)
             pbar.update(len(batch))
     max_label = next_id - 1
     cf.put_json(max_label_path(key), [max_label], compress="br")
     log.info("%d components over %d tasks (%d linked labels)", max_label, len(points), labels.size)
     return max_label
+
+
+def _write(cf: CloudFiles, writes: list) -> None:
+    """Write and forget the relabel tables held so far."""
+    if _local(cf):
+        for path, data in writes:
+            cf.put(path, data, compress="br", compression_level=BROTLI_LEVEL, content_type="application/json")
+    elif writes:
+        cf.puts(writes, compress="br", compression_level=BROTLI_LEVEL, content_type="application/json")
+    writes.clear()
 
 
 def _read_links(cf: CloudFiles, eq_paths: List[str], grid: CCLGrid, progress: bool):
