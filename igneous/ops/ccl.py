@@ -316,7 +316,7 @@ def task_relabeling(
     keep[local] = opened
     ids = np.cumsum(keep, dtype=np.uint64)
     new[keep] = ids[keep] + np.uint64(next_id - 1)
-    next_id += int(ids[-1]) if n >= 0 else 0
+    next_id += int(ids[-1])
     root_ids[face_root[opened]] = new[local[opened]]
     joined = ~is_root
     new[local[joined]] = root_ids[face_root[joined]]

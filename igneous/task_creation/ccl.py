@@ -281,7 +281,7 @@ def create_ccl_equivalence_tasks(
 ) -> GridTasks:
     """CCL pass 2: one ``CCLEquivalancesTask`` per box; same options as pass 1 (refused otherwise).
 
-    A task reads its labels back (crackle, written by pass 1) and its lower neighbours'
+    A task reads its labels back (the copy pass 1 wrote) and its lower neighbours'
     faces, and writes the links between them. Refused until every face of pass 1 exists.
     """
     plan = plan_ccl(cloudpath, mip, shape, threshold_gte, threshold_lte, dust_threshold, connectivity)

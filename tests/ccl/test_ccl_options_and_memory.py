@@ -82,3 +82,20 @@ def test_calc_labels_union_finds_only_face_labels(layer, tmp_path, monkeypatch):
     assert n == want.max() and n > 600
     assert_same_partition(read_layer(f"file://{tmp_path / 'dest'}")[..., 0], want)
     assert 0 < seen["edges"] <= 16  # the rods' pieces, not the hundreds of interior components
+
+
+def test_plans_are_pure_and_describe_the_run(layer, tmp_path):
+    from igneous.task_creation.ccl import plan_ccl, plan_ccl_relabel
+    from tests.conftest import tree
+
+    src = layer(np.zeros((20, 16, 9), dtype=np.uint8), chunk_size=(10, 8, 9))
+    before = tree(tmp_path)
+    plan = plan_ccl(src, 0, (10, 8, 4), threshold_gte=1, dust_threshold=5, connectivity=18)
+    assert plan.num_tasks == 2 * 2 * 3 and plan.grid.grid_size == (2, 2, 3)
+    faces = plan.files("faces")
+    assert faces["4_4_40/ccl/faces/{gx}-{gy}-{gz}-{xy,xz,yz}.ckl"] == 36
+    assert faces["4_4_40/ccl/counts/{gx}-{gy}-{gz}.u64"] == 12  # only with dust
+    assert plan.files("calc-labels")["4_4_40/ccl/max_label.json"] == 1
+    relabel = plan_ccl_relabel(src, f"file://{tmp_path / 'dest'}", 0, (10, 8, 9), require_labels=False)
+    assert relabel.encoding == "compresso" and relabel.chunk_size == (10, 8, 9) and relabel.dtype is None
+    assert tree(tmp_path) == before

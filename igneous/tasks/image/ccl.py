@@ -96,7 +96,7 @@ class _Task:
         return connected_components(image, connectivity, self.own.size3())
 
     def labels(self, threshold_gte, threshold_lte, connectivity: int) -> Tuple[np.ndarray, int]:
-        """The faces pass's labels from its crackle copy, else computed again (same result)."""
+        """The faces pass's labels from its copy (``labels_file``), else computed again (same result)."""
         data = self.cf.get(labels_path(self.key, self.gridpoint))
         if data is None:
             return self.compute_labels(threshold_gte, threshold_lte, connectivity)
