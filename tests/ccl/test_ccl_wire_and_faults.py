@@ -12,11 +12,13 @@ import sys
 import time
 
 import numpy as np
+from click.testing import CliRunner
 from taskqueue import LocalTaskQueue, TaskQueue
 
 import igneous.task_creation as tc
 from igneous.queues import submit_tasks
 from igneous.tasks.image.ccl import create_relabeling
+from igneous_cli import main
 from tests.ccl.conftest import assert_same_partition, oracle, run_ccl
 from tests.conftest import REPO, igneous_subprocess, make_layer, read_layer, tree
 from tests.integration.test_wire_format import put_message
@@ -33,15 +35,19 @@ def test_hand_built_messages_execute(layer, tmp_path):
     common = {"threshold_gte": 1, "threshold_lte": None, "fill_missing": False, "dust_threshold": 0}
     qdir = tmp_path / "queue"
 
-    def drain():
-        proc = igneous_subprocess("execute", "-x", "-q", f"fq://{qdir}")
-        assert proc.returncode == 0, proc.stderr[-2000:]
+    def drain(subprocess=False):
+        if subprocess:  # another process, as workers elsewhere would be
+            proc = igneous_subprocess("execute", "-x", "-q", f"fq://{qdir}")
+            assert proc.returncode == 0, proc.stderr[-2000:]
+        else:  # the same command in this process: the messages still go through the fq:// files
+            result = CliRunner().invoke(main, ["execute", "-x", "-q", f"fq://{qdir}"])
+            assert result.exit_code == 0, result.output
 
     tc.create_ccl_face_tasks(src, 0, shape, threshold_gte=1)  # the planner records the run (params.json)
     for offset in offsets:
         put_message(qdir, [[WIRE, "CCLFacesTask"], [], {"cloudpath": src, "mip": 0, "shape": shape, "offset": offset,
                                                        **common}, -1])  # fmt: skip
-    drain()
+    drain(subprocess=True)
     for offset in offsets:  # positional arguments, as a message may carry them
         put_message(qdir, [[WIRE, "CCLEquivalancesTask"], [src, 0, shape, offset], common, -1])
     drain()
@@ -89,25 +95,25 @@ def _run_with_a_kill(tasks, qdir, after: int) -> None:
     doomed.wait(timeout=30)
     left = TaskQueue(qpath, progress=False).enqueued
     assert 0 < left < len(tasks), "the kill must land in the middle of the step"
-    survivor = _worker(qpath, "-x")
-    _, err = survivor.communicate(timeout=240)
-    assert survivor.returncode == 0, err[-2000:]
+    time.sleep(2.5)  # the killed worker's lease lapses
+    result = CliRunner().invoke(main, ["execute", "-x", "-q", "--lease-sec", "30", qpath])  # here: saves a spawn
+    assert result.exit_code == 0, result.output
     assert TaskQueue(qpath, progress=False).is_empty()
 
 
 def test_a_worker_killed_mid_step_and_a_rerun_give_identical_files(tmp_path):
-    img = (np.random.default_rng(6).random((32, 32, 24)) < 0.25).astype(np.uint8)
-    shape = (8, 8, 8)  # 4 x 4 x 3 = 48 tasks per step
+    img = (np.random.default_rng(6).random((24, 24, 24)) < 0.25).astype(np.uint8)
+    shape = (8, 8, 8)  # 27 tasks per step
     calm = make_layer(f"file://{tmp_path / 'calm'}", img, chunk_size=(8, 8, 8))
     run_ccl(calm, f"file://{tmp_path / 'calm_dest'}", shape, threshold_gte=1, connectivity=26)
 
     src = make_layer(f"file://{tmp_path / 'src'}", img, chunk_size=(8, 8, 8))
     dest = f"file://{tmp_path / 'dest'}"
     kw = dict(threshold_gte=1, connectivity=26)
-    _run_with_a_kill(tc.create_ccl_face_tasks(src, 0, shape, **kw), tmp_path / "q1", after=5)
+    _run_with_a_kill(tc.create_ccl_face_tasks(src, 0, shape, **kw), tmp_path / "q1", after=3)
     LocalTaskQueue(parallel=1, progress=False).insert_all(tc.create_ccl_equivalence_tasks(src, 0, shape, **kw))
     create_relabeling(src, 0, shape)
-    _run_with_a_kill(tc.create_ccl_relabel_tasks(src, dest, 0, shape, **kw), tmp_path / "q2", after=5)
+    _run_with_a_kill(tc.create_ccl_relabel_tasks(src, dest, 0, shape, **kw), tmp_path / "q2", after=3)
 
     def files(name):
         return {k: v for k, v in tree(tmp_path / name).items() if k != "provenance"}
