@@ -30,7 +30,11 @@ import numpy as np
 
 CCL_SHAPE = [256, 256, 256]
 CCL_CONNECTIVITIES = (6, 26)
-LATTICE = {"size": [512, 512, 256], "shape": [128, 128, 128], "chunk": [128, 128, 64]}
+# Two volumes of one-voxel components, the second twice the first: calc-labels' memory must not double.
+LATTICES = [
+    {"size": [512, 512, 256], "shape": [128, 128, 128], "chunk": [128, 128, 64]},
+    {"size": [512, 512, 512], "shape": [128, 128, 128], "chunk": [128, 128, 64]},
+]
 CREATION = {"size": [200000, 200000, 20000], "chunk": [128, 128, 64], "shape": [256, 256, 256], "count": 200000}
 CCL_TARGETS = {
     "ccl_auto": {"ratio_to_floor_max": 2.0, "rss_to_cutout_bytes_max": 3.0},
@@ -321,30 +325,35 @@ def ccl_auto(runner, data_dir: str, repeat: int, profile: bool) -> dict:
 
 
 def ccl_calc_memory(runner, data_dir: str, repeat: int, profile: bool) -> dict:
-    """calc-labels' peak RSS on millions of interior components (grows with face labels only)."""
-    name = "ccl_calc_memory"
-    work = os.path.join(runner.work_dir, name)
-    shutil.rmtree(work, ignore_errors=True)
-    os.makedirs(work)
-    print(f"{name}: lattice {LATTICE}", flush=True)
-    prep = runner.child("ccl_lattice", {"work": work, **LATTICE}, f"{name}-prepare")
-    runs = []
-    if prep.get("ok"):
-        for i in range(1, repeat + 1):
-            runs.append(runner.child("ccl_calc_labels", {"path": prep["path"], "shape": LATTICE["shape"]},
-                                     f"{name}-{i}"))  # fmt: skip
-    shutil.rmtree(work, ignore_errors=True)
+    """calc-labels' peak RSS on millions of interior components, at two volume sizes."""
     from run import fastest
 
-    best = fastest(runs)
-    if best:
-        above = best["stage_peak_rss_mb"] - best["rss_before_work_mb"]
-        best["rss_above_baseline_mb"] = above
-        best["bytes_per_component_above_baseline"] = above * 2**20 / max(1, best["components"])
-        print(f"  {name}: {best['components']} components ({best['linked_labels']} linked), calc-labels "
-              f"{best['wall_s']:.2f} s, peak RSS {best['stage_peak_rss_mb']:.0f} MB ({above:.0f} MB above the "
-              f"{best['rss_before_work_mb']:.0f} MB interpreter)", flush=True)  # fmt: skip
-    return {"params": LATTICE, "prepare": prep, "runs": runs, "best": best, "targets": {}, "checks": {}}
+    name = "ccl_calc_memory"
+    sizes = {}
+    for lattice_spec in LATTICES:
+        label = "x".join(map(str, lattice_spec["size"]))
+        work = os.path.join(runner.work_dir, name)
+        shutil.rmtree(work, ignore_errors=True)
+        os.makedirs(work)
+        print(f"{name}: lattice {lattice_spec}", flush=True)
+        prep = runner.child("ccl_lattice", {"work": work, **lattice_spec}, f"{name}-{label}-prepare")
+        runs = []
+        if prep.get("ok"):
+            for i in range(1, repeat + 1):
+                runs.append(runner.child("ccl_calc_labels", {"path": prep["path"], "shape": lattice_spec["shape"]},
+                                         f"{name}-{label}-{i}"))  # fmt: skip
+        shutil.rmtree(work, ignore_errors=True)
+        best = fastest(runs)
+        if best:
+            above = best["stage_peak_rss_mb"] - best["rss_before_work_mb"]
+            best["rss_above_baseline_mb"] = above
+            best["bytes_per_component_above_baseline"] = above * 2**20 / max(1, best["components"])
+            print(f"  {name} {label}: {best['components']} components ({best['linked_labels']} linked), calc-labels "
+                  f"{best['wall_s']:.2f} s, peak RSS {best['stage_peak_rss_mb']:.0f} MB ({above:.0f} MB above the "
+                  f"{best['rss_before_work_mb']:.0f} MB interpreter)", flush=True)  # fmt: skip
+        sizes[label] = {"params": lattice_spec, "prepare": prep, "runs": runs, "best": best}
+    largest = list(sizes.values())[-1]
+    return {**largest, "sizes": sizes, "targets": {}, "checks": {}}
 
 
 def ccl_task_creation(runner, data_dir: str, repeat: int, profile: bool) -> dict:
