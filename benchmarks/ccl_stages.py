@@ -128,6 +128,7 @@ def floor(layer: str, connectivity: int, encoding: str = "compresso", compress: 
     block = scale.get("compressed_segmentation_block_size", [8, 8, 8])
     whole = np.empty(tuple(int(s) for s in size), dtype=dtype, order="F")
     seconds = {"decode": 0.0, "cc3d": 0.0, "encode": 0.0}
+    cpu = 0.0  # CPU seconds of the timed calls: steadier than wall time on a shared machine
     for z in range(0, int(size[2]), int(chunk[2])):
         for y in range(0, int(size[1]), int(chunk[1])):
             for x in range(0, int(size[0]), int(chunk[0])):
@@ -141,14 +142,16 @@ def floor(layer: str, connectivity: int, encoding: str = "compresso", compress: 
                 with open(path, "rb") as f:
                     data = f.read()
                 shape = [int(v) for v in hi - lo] + [1]
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 arr = chunks.decode(compression.decompress(data, method), scale["encoding"], shape=shape, dtype=dtype,
                                     block_size=block)  # fmt: skip
                 seconds["decode"] += time.perf_counter() - t0
+                cpu += time.process_time() - c0
                 whole[x : hi[0], y : hi[1], z : hi[2]] = arr.reshape(shape, order="F")[..., 0]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     labels, n = cc3d.connected_components(whole, connectivity=connectivity, return_N=True)
     seconds["cc3d"] = time.perf_counter() - t0
+    cpu += time.process_time() - c0
     del whole
     from igneous.ops.ccl import smallest_uint
 
@@ -159,11 +162,13 @@ def floor(layer: str, connectivity: int, encoding: str = "compresso", compress: 
         for y in range(0, int(size[1]), int(chunk[1])):
             for x in range(0, int(size[0]), int(chunk[0])):
                 view = out[x : x + chunk[0], y : y + chunk[1], z : z + chunk[2], np.newaxis]
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 nbytes += len(compression.compress(chunks.encode(view, encoding), compress))
                 seconds["encode"] += time.perf_counter() - t0
+                cpu += time.process_time() - c0
     return {
         "wall_s": sum(seconds.values()),
+        "cpu_s": cpu,
         **{f"{k}_s": v for k, v in seconds.items()},
         "components": int(n),
         "bytes_out": nbytes,
@@ -307,6 +312,9 @@ def ccl_auto(runner, data_dir: str, repeat: int, profile: bool) -> dict:
         if best and floor_best:
             result["ratio_to_floor"] = best["wall_s"] / floor_best["wall_s"]
             result["cpu_ratio_to_floor"] = best["cpu_s"] / floor_best["wall_s"]
+            # both in CPU seconds (all threads): what the machine's load distorts least
+            cpu_floor = min(r["cpu_s"] for r in floors if r.get("ok"))
+            result["cpu_to_floor_cpu"] = min(r["cpu_s"] for r in runs if r.get("ok")) / cpu_floor
             result["task_bytes_mb"] = best["cutout_bytes"] / 2**20
             result["rss_budget_mb"] = targets["rss_to_cutout_bytes_max"] * result["task_bytes_mb"]
             result["checks"] = {
@@ -317,7 +325,8 @@ def ccl_auto(runner, data_dir: str, repeat: int, profile: bool) -> dict:
             print(f"  {name}: {best['wall_s']:.2f} s ({phases}); floor {floor_best['wall_s']:.2f} s "
                   f"(decode {floor_best['decode_s']:.2f}, cc3d {floor_best['cc3d_s']:.2f}, encode "
                   f"{floor_best['encode_s']:.2f}); ratio {result['ratio_to_floor']:.2f}; peak RSS "
-                  f"{best['stage_peak_rss_mb']:.0f} MB (budget {result['rss_budget_mb']:.0f}); {best['components']} "
+                  f"{best['stage_peak_rss_mb']:.0f} MB (budget {result['rss_budget_mb']:.0f}); CPU s against the "
+                  f"floor's CPU s {result['cpu_to_floor_cpu']:.2f}; {best['components']} "
                   f"components; checks {result['checks']}", flush=True)  # fmt: skip
         variants[name] = result
     worst = max(variants.values(), key=lambda r: r.get("ratio_to_floor") or float("inf"))
