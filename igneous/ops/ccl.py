@@ -331,16 +331,17 @@ def parse_label_map(data: bytes) -> Tuple[np.ndarray, np.ndarray]:
     """
     if isinstance(data, str):
         data = data.encode("utf8")
-    text = bytes(data).translate(_JSON_PUNCTUATION).decode("ascii")
-    if not text.strip():
-        return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.uint64)
-    numbers = np.array(text.split(), dtype=np.uint64)
+    text = bytes(data).translate(_JSON_PUNCTUATION)
+    if text.translate(None, _DIGITS_AND_SPACE):
+        raise ValueError("a label map holds only {\"label\": label} pairs of unsigned integers")
+    numbers = np.fromstring(text.decode("ascii"), dtype=np.uint64, sep=" ") if text.strip() else np.zeros(0, np.uint64)
     if numbers.size % 2:
         raise ValueError("a label map must hold label: label pairs")
     return numbers[0::2].copy(), numbers[1::2].copy()
 
 
 _JSON_PUNCTUATION = bytes.maketrans(b'{}":,', b"     ")
+_DIGITS_AND_SPACE = b"0123456789 \t\r\n"
 
 
 def format_label_map(keys: Iterable[int], values: Iterable[int]) -> bytes:
