@@ -90,7 +90,8 @@ class CCLPlan:
         ccl = f"{self.key}/ccl"
         if step == "faces":
             out = {f"{ccl}/params.json": 1, f"{ccl}/faces/{{gx}}-{{gy}}-{{gz}}-{{xy,xz,yz}}.ckl": 3 * t}
-            out[f"{ccl}/labels/{{gx}}-{{gy}}-{{gz}}.ckl"] = t
+            out[f"{ccl}/labels/{{gx}}-{{gy}}-{{gz}}.npy"] = t
+            out[f"{ccl}/leading/{{gx}}-{{gy}}-{{gz}}.npy"] = t
             if self.params.dust_threshold:
                 out[f"{ccl}/counts/{{gx}}-{{gy}}-{{gz}}.u64"] = t
             return out

@@ -48,6 +48,7 @@ from igneous.tasks.image.ccl_layout import (
     equivalences_path,
     face_path,
     labels_path,
+    leading_path,
     relabel_path,
 )
 from igneous.tasks.image.ccl_relabel import clean_intermediate_files, create_relabeling
@@ -95,6 +96,14 @@ class _Task:
         image = threshold_image(image, threshold_lte, threshold_gte)
         return connected_components(image, connectivity, self.own.size3())
 
+    def leading_faces(self, threshold_gte, threshold_lte, connectivity: int) -> Tuple[dict, int]:
+        """``({face: leading slice}, N)`` from the faces pass's small file, else from the labels."""
+        data = self.cf.get(leading_path(self.key, self.gridpoint))
+        if data is not None:
+            return read_leading_file(data)
+        labels, n = self.labels(threshold_gte, threshold_lte, connectivity)
+        return {face: leading_face(labels, face) for face in FACES}, n
+
     def labels(self, threshold_gte, threshold_lte, connectivity: int) -> Tuple[np.ndarray, int]:
         """The faces pass's labels from its copy (``labels_file``), else computed again (same result)."""
         data = self.cf.get(labels_path(self.key, self.gridpoint))
@@ -108,6 +117,24 @@ class _Task:
             )
         n = int(labels.max()) if labels.size else 0
         return labels, n
+
+
+def leading_file(labels: np.ndarray, n: int) -> bytes:
+    """All that pass 2 needs of this task: the label count and the three leading slices of the
+    extended box, as four .npy arrays in a row (not .npz: zip entries carry the time, and a
+    re-run must write the same bytes)."""
+    dtype = np.uint16 if n < 2**16 else labels.dtype
+    buf = io.BytesIO()
+    np.save(buf, np.array([n], dtype=np.uint64), allow_pickle=False)
+    for face in FACES:
+        np.save(buf, np.ascontiguousarray(leading_face(labels, face), dtype=dtype), allow_pickle=False)
+    return buf.getvalue()
+
+
+def read_leading_file(data: bytes) -> Tuple[dict, int]:
+    buf = io.BytesIO(data)
+    n = int(np.load(buf, allow_pickle=False)[0])
+    return {face: np.load(buf, allow_pickle=False) for face in FACES}, n
 
 
 def labels_file(labels: np.ndarray, n: int) -> bytes:
@@ -156,13 +183,15 @@ def CCLFacesTask(
 ):
     """Pass 1: label the box (+1 voxel overlap) and write its three trailing faces.
 
-    Also writes the labels themselves (``labels_file``) for passes 2 and 4, and, when
+    Also writes the labels themselves (``labels_file``) for pass 4, their leading slices
+    (``leading_file``) for pass 2, and, when
     ``dust_threshold`` is set, the voxels each label owns (dust is decided over the whole
     volume by ``create_relabeling``). The faces are written last: they mark the task done.
     """
     task = _Task(cloudpath, mip, shape, offset, fill_missing)
     labels, n = task.compute_labels(threshold_gte, threshold_lte, int(connectivity))
     task.cf.put(labels_path(task.key, task.gridpoint), labels_file(labels, n), compress="zstd", raw=True)
+    task.cf.put(leading_path(task.key, task.gridpoint), leading_file(labels, n), compress=None)
     if dust_threshold:
         counts = owned_counts(labels, task.own.size3(), n)
         task.cf.put(counts_path(task.key, task.gridpoint), counts.astype("<u8").tobytes(), compress="gzip")
@@ -193,7 +222,7 @@ def CCLEquivalancesTask(
     itself (how many labels it made).
     """
     task = _Task(cloudpath, mip, shape, offset, fill_missing)
-    labels, n = task.labels(threshold_gte, threshold_lte, int(connectivity))
+    leading, n = task.leading_faces(threshold_gte, threshold_lte, int(connectivity))
     mine_all, theirs_all = [], []
     for face in FACES:
         neighbour = task.grid.neighbour(task.gridpoint, face)
@@ -203,7 +232,7 @@ def CCLEquivalancesTask(
         data = task.cf.get(path)
         if data is None:
             raise FileNotFoundError(f"{path} is missing: run `igneous image ccl faces` to completion first")
-        mine = with_offset(leading_face(labels, face), task.offset)
+        mine = with_offset(leading[face], task.offset)
         theirs = crackle.decompress(data, parallel=1)
         theirs = theirs.reshape(theirs.shape[:2]) if theirs.ndim == 3 else theirs
         if theirs.shape != mine.shape:
@@ -211,7 +240,6 @@ def CCLEquivalancesTask(
         a, b = face_pairs(mine, theirs)
         mine_all.append(a)
         theirs_all.append(b)
-    del labels
     a = np.concatenate(mine_all) if mine_all else np.zeros(0, np.uint64)
     b = np.concatenate(theirs_all) if theirs_all else np.zeros(0, np.uint64)
     keys, vals = equivalence_entries(a, b, task.offset + n if n else None)

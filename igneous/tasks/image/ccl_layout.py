@@ -10,6 +10,7 @@ Every file lives under ``{key}/ccl/`` of the layer's mip:
 | ``max_label.json`` | create_relabeling | brotli JSON ``[N]``, written last (SPEC) |
 | ``params.json`` | create_ccl_face_tasks | the options every step must share (ours) |
 | ``labels/{gx}-{gy}-{gz}.npy`` | CCLFacesTask | the task's local labels (.npy of the narrowest uint, zstd), so later steps skip the read + CCL (ours) |
+| ``leading/{gx}-{gy}-{gz}.npy`` | CCLFacesTask | the three leading slices of its labels and their count, for pass 2 (ours) |
 | ``counts/{gx}-{gy}-{gz}.u64`` | CCLFacesTask with dust | owned voxels per local label, little-endian uint64, gzip (ours) |
 
 A task is named by its offset; its grid point, number, label offset and boxes follow from
@@ -41,6 +42,7 @@ __all__ = [
     "max_label_path",
     "params_path",
     "labels_path",
+    "leading_path",
     "counts_path",
     "gridpoint_name",
 ]
@@ -81,6 +83,10 @@ def params_path(key: str) -> str:
 
 def labels_path(key: str, gridpoint: Sequence[int]) -> str:
     return f"{key}/ccl/labels/{gridpoint_name(gridpoint)}.npy"
+
+
+def leading_path(key: str, gridpoint: Sequence[int]) -> str:
+    return f"{key}/ccl/leading/{gridpoint_name(gridpoint)}.npy"
 
 
 def counts_path(key: str, gridpoint: Sequence[int]) -> str:
