@@ -31,6 +31,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
+from ccl_stages import CCL_TARGETS  # noqa: E402
+from ccl_stages import PARENT_STAGES as CCL_STAGES  # noqa: E402
 from datasets import MAKE_DATA, ensure_data, file_sha256, fresh_copy  # noqa: E402
 from ingest_stages import INGEST_TARGETS  # noqa: E402
 from ingest_stages import PARENT_STAGES as INGEST_STAGES  # noqa: E402
@@ -80,6 +82,8 @@ STAGE_NAMES += list(VOXEL_STAGES)
 TARGETS.update(VOXEL_TARGETS)
 STAGE_NAMES += list(INGEST_STAGES)
 TARGETS.update(INGEST_TARGETS)
+STAGE_NAMES += list(CCL_STAGES)
+TARGETS.update(CCL_TARGETS)
 
 
 # -- children -----------------------------------------------------------------------------------
@@ -443,6 +447,7 @@ STAGES = {
     **MESH_STAGES,
     **VOXEL_STAGES,
     **INGEST_STAGES,
+    **CCL_STAGES,
 }
 
 

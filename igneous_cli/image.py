@@ -414,3 +414,6 @@ from igneous_cli import contrast as _contrast  # noqa: E402  (issue 13: contrast
 
 image.add_command(_contrast.contrast)
 image.add_command(_contrast.roi)
+from igneous_cli import ccl  # noqa: E402
+
+image.add_command(ccl.ccl)

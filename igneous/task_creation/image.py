@@ -4,6 +4,7 @@ Each capability has its own module; this one gathers them under their historical
 """
 
 from igneous.downsample_scales import num_mips_from_memory_target
+from igneous.task_creation.ccl import create_ccl_equivalence_tasks, create_ccl_face_tasks, create_ccl_relabel_tasks
 from igneous.task_creation.deletion import create_blackout_tasks, create_deletion_tasks, create_touch_tasks
 from igneous.task_creation.downsample import (
     MEMORY_TARGET,
@@ -42,6 +43,9 @@ __all__ = [
     "accumulate_voxel_counts",
     "create_hypersquare_ingest_tasks",
     "create_hypersquare_consensus_tasks",
+    "create_ccl_face_tasks",
+    "create_ccl_equivalence_tasks",
+    "create_ccl_relabel_tasks",
 ]
 
 _also_here = (

@@ -48,6 +48,10 @@ TASK_CREATION = {
     "create_contrast_normalization_tasks",
     "create_clahe_tasks",
     "compute_rois",
+    # connected components (SPEC §2.1)
+    "create_ccl_face_tasks",
+    "create_ccl_equivalence_tasks",
+    "create_ccl_relabel_tasks",
 }
 TASKS = {
     "TransferTask",
@@ -77,6 +81,9 @@ TASKS = {
     "CLAHETask",
     "ContrastNormalizationTask",
     "LuminanceLevelsTask",
+    "CCLFacesTask",
+    "CCLEquivalancesTask",
+    "RelabelCCLTask",
 }
 
 
@@ -515,3 +522,28 @@ def test_contrast_and_roi_signatures_match_spec():
     assert list(inspect.signature(igneous.tasks.CLAHETask).parameters) == [
         "src", "dest", "mip", "fill_missing", "shape", "offset", "clip_limit", "tile_grid_size",
     ]  # fmt: skip
+def test_ccl_wire_keys_helpers_and_signatures():
+    from taskqueue.queueablefns import REGISTRY
+
+    import igneous.tasks.image.ccl as ccl
+
+    for name in ["CCLFacesTask", "CCLEquivalancesTask", "RelabelCCLTask"]:
+        assert ("igneous.tasks.image.ccl", name) in REGISTRY, name
+    for name in ["create_relabeling", "clean_intermediate_files", "DisjointSet", "compute_task_number",
+                 "compute_label_offset", "threshold_image", "blackout_non_face_rails"]:  # fmt: skip
+        assert callable(getattr(ccl, name)), name
+    common = ["threshold_gte", "threshold_lte", "fill_missing", "dust_threshold", "connectivity"]
+    assert list(inspect.signature(ccl.CCLFacesTask).parameters) == ["cloudpath", "mip", "shape", "offset", *common]
+    assert list(inspect.signature(ccl.CCLEquivalancesTask).parameters) == ["cloudpath", "mip", "shape", "offset",
+                                                                          *common]  # fmt: skip
+    assert list(inspect.signature(ccl.RelabelCCLTask).parameters) == ["src_path", "dest_path", "mip", "shape",
+                                                                     "offset", *common]  # fmt: skip
+    assert list(inspect.signature(tc.create_ccl_face_tasks).parameters) == ["cloudpath", "mip", "shape", *common]
+    assert list(inspect.signature(tc.create_ccl_relabel_tasks).parameters) == [
+        "src_path", "dest_path", "mip", "shape", "chunk_size", "encoding", *common,
+    ]  # fmt: skip
+    assert inspect.signature(tc.create_ccl_face_tasks).parameters["shape"].default == (512, 512, 512)
+    assert list(inspect.signature(ccl.create_relabeling).parameters)[:3] == ["cloudpath", "mip", "shape"]
+    assert list(inspect.signature(ccl.clean_intermediate_files).parameters) == ["src", "mip"]
+    assert list(inspect.signature(ccl.threshold_image).parameters) == ["image", "threshold_lte", "threshold_gte"]
+    assert list(inspect.signature(ccl.compute_task_number).parameters) == ["grid_size", "gridpoint"]

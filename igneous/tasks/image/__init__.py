@@ -1,6 +1,7 @@
 """Image tasks. Every module that defines tasks is imported here, so they register whatever
 else is imported first."""
 
+from igneous.tasks.image.ccl import CCLEquivalancesTask, CCLFacesTask, RelabelCCLTask
 from igneous.tasks.image.contrast import CLAHETask, ContrastNormalizationTask, LuminanceLevelsTask  # issue 13
 from igneous.tasks.image.image import (
     BlackoutTask,
@@ -40,6 +41,9 @@ __all__ = [
     "CLAHETask",
     "ContrastNormalizationTask",
     "LuminanceLevelsTask",
+    "CCLFacesTask",
+    "CCLEquivalancesTask",
+    "RelabelCCLTask",
 ]
 _also_registered = (ImageStackIngestTask,)  # wire key igneous.tasks.image.ingest; not a SPEC name
 _not_exported = (ReorderTask,)  # SPEC §3: ReorderTask is importable only from igneous.tasks.image
