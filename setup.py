@@ -29,7 +29,8 @@ setup(
     package_data={"igneous_cli": ["LICENSE"]},
     install_requires=requirements(),
     extras_require={
-        "test": ["pytest>=7", "pytest-xdist", "hypothesis", "moto[server]>=5", "ruff", "mysql-connector-python"],
+        "test": ["pytest>=7", "pytest-xdist", "hypothesis", "moto[server]>=5", "ruff", "mysql-connector-python",
+                 "neuroglancer"],
         "mysql": ["mysql-connector-python"],
         "nrrd": ["pynrrd"],
         "nii": ["nibabel"],
