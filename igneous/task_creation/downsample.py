@@ -5,12 +5,13 @@ from __future__ import annotations
 import copy
 import functools
 import math
+from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
 from cloudfiles import paths as cfpaths
 from cloudvolume import CloudVolume
-from cloudvolume.lib import Vec
+from cloudvolume.lib import Bbox, Vec
 
 from igneous import downsample_scales as dss
 from igneous.errors import InvalidParameterError
@@ -32,6 +33,8 @@ __all__ = [
     "check_factor",
     "check_memory_target",
     "add_pyramid_scales",
+    "prepare_downsampling",
+    "PreparedDownsample",
 ]
 
 MEMORY_TARGET = int(3.5e9)
@@ -138,6 +141,79 @@ def create_downsampling_tasks(
     Raises:
         InvalidParameterError: before anything is written, for any unusable parameter.
     """
+    job = prepare_downsampling(
+        layer_path,
+        mip=mip,
+        fill_missing=fill_missing,
+        axis=axis,
+        num_mips=num_mips,
+        preserve_chunk_size=preserve_chunk_size,
+        sparse=sparse,
+        bounds=bounds,
+        chunk_size=chunk_size,
+        encoding=encoding,
+        delete_black_uploads=delete_black_uploads,
+        background_color=background_color,
+        dest_path=dest_path,
+        compress=compress,
+        factor=factor,
+        bounds_mip=bounds_mip,
+        memory_target=memory_target,
+        encoding_level=encoding_level,
+        encoding_effort=encoding_effort,
+        method=method,
+        codec_threads=codec_threads,
+    )
+    job.dest.commit_info()
+    finish = functools.partial(
+        record_provenance,
+        job.dest_path or layer_path,
+        "DownsampleTask",
+        {**job.kwargs, "bounds": job.bounds, "shape": job.shape},
+    )
+    return GridTasks(job.bounds, job.shape, functools.partial(DownsampleTask, **job.kwargs), finish)
+
+
+@dataclass
+class PreparedDownsample:
+    """A validated pyramid plan; ``dest.info`` holds the new scales, not yet committed."""
+
+    vol: CloudVolume
+    dest: CloudVolume
+    dest_path: Optional[str]
+    bounds: Bbox
+    shape: Vec
+    num_mips: int
+    factor: Vec
+    method: int
+    kwargs: dict
+
+
+def prepare_downsampling(
+    layer_path: str,
+    mip: int = 0,
+    fill_missing: bool = False,
+    axis: str = "z",
+    num_mips: Optional[int] = None,
+    preserve_chunk_size: bool = True,
+    sparse: bool = False,
+    bounds=None,
+    chunk_size: Optional[ShapeType] = None,
+    encoding: Optional[str] = None,
+    delete_black_uploads: bool = False,
+    background_color: int = 0,
+    dest_path: Optional[str] = None,
+    compress=None,
+    factor: Optional[ShapeType] = None,
+    bounds_mip: int = 0,
+    memory_target: int = MEMORY_TARGET,
+    encoding_level: Optional[int] = None,
+    encoding_effort: Optional[int] = None,
+    method: int = DownsampleMethods.AUTO,
+    codec_threads: int = 1,
+) -> PreparedDownsample:
+    """Validate and plan ``create_downsampling_tasks`` without writing anything: the destination
+    info (with the new scales, not committed), the task grid and the tasks' arguments."""
     vol = open_volume(layer_path, mip)
     factor = check_factor(factor if factor is not None else dss.axis_to_factor(axis))
     method = resolve_method(method, vol.layer_type, vol.dtype)
@@ -158,7 +234,6 @@ def create_downsampling_tasks(
     dest_path = None if dest_path in (None, layer_path) or _same_path(dest_path, layer_path) else dest_path
     dest = _prepare_dest(vol, dest_path, mip) if dest_path else vol
     add_pyramid_scales(dest, mip, num_mips, factor, new_chunk, encoding, encoding_level, encoding_effort)
-    dest.commit_info()
 
     kwargs = task_kwargs(
         layer_path=layer_path,
@@ -175,10 +250,7 @@ def create_downsampling_tasks(
         method=int(method),
         codec_threads=codec_threads,
     )
-    finish = functools.partial(
-        record_provenance, dest_path or layer_path, "DownsampleTask", {**kwargs, "bounds": task_bounds, "shape": shape}
-    )
-    return GridTasks(task_bounds, shape, functools.partial(DownsampleTask, **kwargs), finish)
+    return PreparedDownsample(vol, dest, dest_path, task_bounds, shape, num_mips, factor, method, kwargs)
 
 
 def _same_path(a: str, b: str) -> bool:
