@@ -136,13 +136,13 @@ memory_option = click.option(
 @memory_option
 def shard_xfer(src: str, mip: int, chunk_size, encoding, compress, memory: float) -> None:
     """Dry run of `image xfer --sharded`: shard geometry, tasks and memory; writes nothing."""
+    from igneous.task_creation.plans import plan_image_shard_transfer
     from igneous.task_creation.shard_image import prepare_shard_transfer
 
-    job = prepare_shard_transfer(
-        src, src.rstrip("/") + "-design-dry-run", mip=mip, chunk_size=chunk_size, encoding=encoding,
-        compress=compress, memory_target=int(memory),
-    )
+    kwargs = dict(mip=mip, chunk_size=chunk_size, encoding=encoding, compress=compress, memory_target=int(memory))
+    job = prepare_shard_transfer(src, src.rstrip("/") + "-design-dry-run", **kwargs)
     _print_plan(job)
+    _print_priced(plan_image_shard_transfer, src, src.rstrip("/") + "-design-dry-run", **kwargs)
 
 
 @design.command("shard-ds")
@@ -155,13 +155,16 @@ def shard_xfer(src: str, mip: int, chunk_size, encoding, compress, memory: float
 @memory_option
 def shard_ds(path: str, mip: int, num_mips, volumetric: bool, chunk_size, encoding, memory: float) -> None:
     """Dry run of `image downsample --sharded`: per-level shards, tasks and memory; writes nothing."""
+    from igneous.task_creation.plans import plan_image_shard_downsample
     from igneous.task_creation.shard_image import prepare_shard_downsample
 
-    job = prepare_shard_downsample(
-        path, mip=mip, num_mips=num_mips, factor=(2, 2, 2) if volumetric else (2, 2, 1), chunk_size=chunk_size,
+    kwargs = dict(
+        mip=mip, num_mips=num_mips, factor=(2, 2, 2) if volumetric else (2, 2, 1), chunk_size=chunk_size,
         encoding=encoding, memory_target=int(memory),
-    )
+    )  # fmt: skip
+    job = prepare_shard_downsample(path, **kwargs)
     _print_plan(job)
+    _print_priced(plan_image_shard_downsample, path, **kwargs)
 
 
 def _print_plan(job) -> None:
@@ -183,6 +186,14 @@ def _print_plan(job) -> None:
     click.echo(f"Tasks: {len(_grid(job))}")
     terms = ", ".join(f"{k} {format_bytes(v)}" for k, v in plan.memory.items())
     click.echo(f"Peak memory per task: {format_bytes(plan.peak_bytes)} ({terms})")
+
+
+def _print_priced(planner, *args, **kwargs) -> None:
+    """The same plan priced as ``--dry-run`` prints it (bytes, requests, CPU-hours)."""
+    from igneous.plan import report
+    from igneous_cli.plan import format_report
+
+    click.echo(format_report(report(planner(*args, **kwargs))))
 
 
 def _grid(job):

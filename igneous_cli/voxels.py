@@ -7,11 +7,10 @@ into ``stats/voxel_counts.im``, which ``mesh forge --dust-global`` and ``skeleto
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 import igneous.task_creation as tc
+from igneous.progress import interactive
 from igneous.task_creation import plans
 from igneous_cli.common import enqueue_tasks
 from igneous_cli.params import CloudPath, fill_missing_option, mip_option, queue_option
@@ -54,6 +53,6 @@ def count(ctx, path, mip, queue, fill_missing, dry_run):
 def sum_(path, mip, compress, output):
     """Add up the counts written by `count` into PATH's stats/voxel_counts.im."""
     intmap = tc.accumulate_voxel_counts(
-        path, mip, progress=sys.stderr.isatty(), compress=compress, additional_output=output
+        path, mip, progress=interactive(), compress=compress, additional_output=output
     )
     click.echo(f"voxel counts of {len(intmap)} labels written to {path} (mip {mip})", err=True)
