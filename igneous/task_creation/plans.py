@@ -443,15 +443,25 @@ def plan_meshing(layer_path: str, mip: int, **kwargs) -> Plan:
     bounds = vol.meta.bounds(mip)
     tasks = grid_cells(bounds, shape)
     reads = grid_reads(bounds, shape, vol.meta.chunk_size(mip), vol.meta.voxel_offset(mip), bounds, pad_hi=(1, 1, 1))
-    boxes, sub_shape, scale = _forge_samples(bounds, shape, tasks)
+    boxes, sub_shape, partial = _forge_samples(bounds, shape, tasks)
     files, nbytes = 0, 0
     for box in boxes:
         task = _measured_forge(shape=list(sub_shape), offset=box.minpt.tolist(), layer_path=layer_path, **kw)
         task.execute()
         files += task.files
         nbytes += task.nbytes
-    per_task_files = files / max(1, len(boxes)) * scale
-    per_task_bytes = nbytes / max(1, len(boxes)) * scale
+    per_task_files = files / max(1, len(boxes))
+    per_task_bytes = nbytes / max(1, len(boxes))
+    if partial:
+        # One sub-box of a task: bytes follow the meshed surface, which in a segmentation of many
+        # objects grows with the volume; fragment files follow the labels each task box meets.
+        per_task_bytes = nbytes / float(np.prod(sub_shape)) * _voxels(bounds) / tasks
+        if not kw["sharded"]:
+            markers = 1 if kw["spatial_index"] else 0
+            labels = max(files - markers, 0)
+            if labels > 1:
+                size = _object_size(labels, sub_shape)
+                per_task_files = _labels_over_grid(bounds, shape, size) / tasks + markers
     what = ".frags (one per task)" if kw["sharded"] else "fragments {label}:0:{box}"
     plan = Plan(
         command="mesh forge",
@@ -485,23 +495,45 @@ def plan_meshing(layer_path: str, mip: int, **kwargs) -> Plan:
 FORGE_SAMPLE_VOXELS = 2**22  # about 20 s of forging at the calibrated rate
 
 
-def _forge_samples(bounds: Bbox, shape: Vec, tasks: int) -> tuple[list, Vec, float]:
-    """Boxes to forge for the estimate, their shape, and the factor from a box to one task.
+def _forge_samples(bounds: Bbox, shape: Vec, tasks: int) -> tuple[list, Vec, bool]:
+    """Boxes to forge for the estimate, their shape, and whether they are sub-boxes of a task.
 
     Whole tasks, spread over the grid, as many as fit ``FORGE_SAMPLE_VOXELS`` (all of them on
     a small volume: the estimate is then exact). When one task is bigger than that, a centred
-    sub-box of the middle task; its counts are scaled by (task / box volume)^(2/3), between a
-    count of labels that grows with the surface and one that grows with the volume.
+    sub-box of the middle task, scaled up in ``plan_meshing`` (a statistical estimate).
     """
     task_voxels = int(np.prod(shape))
     if task_voxels <= FORGE_SAMPLE_VOXELS:
         count = max(1, min(tasks, FORGE_SAMPLE_VOXELS // task_voxels))
-        return sample_boxes(bounds, shape, bounds.minpt, count), Vec(*shape), 1.0
+        return sample_boxes(bounds, shape, bounds.minpt, count), Vec(*shape), False
     side = (FORGE_SAMPLE_VOXELS / task_voxels) ** (1 / 3)
     sub = Vec(*[max(1, int(s * side)) for s in shape])
     [middle] = sample_boxes(bounds, shape, bounds.minpt, 1)
     lo = Vec(*np.maximum(middle.minpt, middle.minpt + (Vec(*middle.size3()) - sub) // 2))
-    return [Bbox(lo, lo + sub)], sub, (task_voxels / int(np.prod(sub))) ** (2 / 3)
+    return [Bbox(lo, lo + sub)], sub, True
+
+
+def _object_size(labels: float, box: Sequence[int]) -> float:
+    """Typical object size L (voxels) such that objects of size L meet ``labels`` of them in a
+    box: prod(1 + side / L) == labels (convex objects tiling space)."""
+    lo, hi = 1e-3, 1e9
+    for _ in range(200):
+        mid = (lo * hi) ** 0.5
+        if float(np.prod(1 + np.asarray(box, dtype=float) / mid)) > labels:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def _labels_over_grid(bounds: Bbox, shape: Vec, size: float) -> float:
+    """Sum over every (clipped) task box of the labels it meets: prod over axes of
+    sum over the task segments of (1 + length / L), since the model is separable."""
+    total = 1.0
+    for a in range(3):
+        lo, hi, s = int(bounds.minpt[a]), int(bounds.maxpt[a]), int(shape[a])
+        total *= sum(1 + (min(start + s, hi) - start) / size for start in range(lo, hi, s))
+    return total
 
 
 def _stored_bpv(vol: CloudVolume, mip: int) -> float:
@@ -572,7 +604,7 @@ def _merged_bytes(layer_path: str, mesh_dir: str, names: list, num_lod: int, sha
         forged = sum(s for s in sizes.values() if s)
     else:
         forged = sum(s for name, s in cf.size(list(cf.list())).items() if s and name.count(":") == 2)
-    ratio = MESH_MERGE_BYTES_RATIO.get(num_lod, MESH_MERGE_BYTES_RATIO[max(MESH_MERGE_BYTES_RATIO)])
+    ratio = MESH_MERGE_BYTES_RATIO["sharded" if sharded else "unsharded"]
     return int(forged), int(round(forged * ratio))
 
 
@@ -598,7 +630,7 @@ def plan_unsharded_multires_merge(cloudpath: str, **kwargs) -> Plan:
     plan.add_requests(task_requests(plan.task), tasks)
     plan.add_requests({"LIST": max(tasks, -(-fragments // 1000)), "GET": fragments, "PUT": 2 * len(labels)})
     plan.add_requests({"HEAD": len(spatial)})
-    plan.notes.append("merged bytes use igneous.throughput.MESH_MERGE_BYTES_RATIO (measured, by num_lod)")
+    plan.notes.append("merged bytes use igneous.throughput.MESH_MERGE_BYTES_RATIO (Draco bytes per forged byte, measured)")
     return _common(plan, cloudpath)
 
 
@@ -643,7 +675,7 @@ def plan_sharded_multires_merge(cloudpath: str, **kwargs) -> Plan:
     plan.add_requests({"GET": frag_reads + tasks * (0 if uses_db else len(spatial)), "HEAD": tasks * len(spatial)})
     plan.add_requests({"PUT": tasks})
     plan.add_requests({"GET": len(spatial), "HEAD": 2 * len(spatial), "PUT": tasks})  # planning: labels files
-    plan.notes.append("merged bytes use igneous.throughput.MESH_MERGE_BYTES_RATIO (measured, by num_lod)")
+    plan.notes.append("merged bytes use igneous.throughput.MESH_MERGE_BYTES_RATIO (Draco bytes per forged byte, measured)")
     return _common(plan, cloudpath)
 
 

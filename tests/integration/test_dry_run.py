@@ -166,6 +166,28 @@ def test_mesh_forge_and_merges(tmp_path, seg):
           files_exact=True)  # fmt: skip
 
 
+def test_mesh_unsharded_multires_merge(tmp_path, seg):
+    shape = (64, 64, 48)
+    run_all(tc.create_meshing_tasks(seg, 0, shape=shape))
+    plan = dry(tmp_path, plans.plan_unsharded_multires_merge, seg, num_lod=1, magnitude=1)
+    check("mesh merge --nlod 1", plan, tmp_path,
+          lambda: run_all(tc.create_unsharded_multires_mesh_tasks(seg, num_lod=1, magnitude=1)))  # fmt: skip
+
+
+def test_forge_of_big_tasks_samples_a_sub_box(tmp_path, seg, monkeypatch):
+    """Tasks bigger than the sampling budget: one centred sub-box is forged and scaled up, a
+    statistical estimate: bytes within a factor of 1.5 of the run, fragment files within 2."""
+    monkeypatch.setattr(plans, "FORGE_SAMPLE_VOXELS", 40**3)
+    shape = (96, 96, 96)
+    plan = dry(tmp_path, plans.plan_meshing, seg, 0, shape=shape)
+    assert "40x40x40" in plan.sample["forged"] or "1 box" in plan.sample["forged"]
+    before = data_tree(tmp_path)
+    run_all(tc.create_meshing_tasks(seg, 0, shape=shape))
+    files, nbytes = written(before, data_tree(tmp_path), tmp_path)
+    assert 1 / 1.5 < plan.bytes_written / nbytes < 1.5, (plan.bytes_written, nbytes)
+    assert 1 / 2 < plan.files_written / files < 2, (plan.files_written, files)
+
+
 def test_mesh_sharded_forge_and_merge(tmp_path, seg):
     shape = (64, 64, 48)
     plan = dry(tmp_path, plans.plan_meshing, seg, 0, shape=shape, sharded=True)
@@ -200,6 +222,24 @@ def test_cli_dry_run_prints_and_writes_nothing(tmp_path, img, seg):
     cli("image", "xfer", img, f"file://{tmp_path}/copy2", "--sharded", "--memory", "20000000", "--dry-run")
     cli("image", "voxels", "count", seg, "--dry-run")
     cli("mesh", "forge", seg, "--shape", "64,64,48", "--dry-run")
+    assert data_tree(tmp_path) == before
+
+
+def test_cli_dry_run_of_merges_and_design(tmp_path, seg, img):
+    run_all(tc.create_meshing_tasks(seg, 0, shape=(64, 64, 48)))
+    before = data_tree(tmp_path)
+    assert "MeshManifest" in cli("mesh", "merge", seg, "--dry-run").output
+    out = cli("mesh", "merge", seg, "--nlod", "2", "--dry-run", "--json").output
+    assert json.loads(out)["task"] == "MultiResUnshardedMeshMergeTask"
+    out = cli("design", "shard-ds", img, "--num-mips", "2", "--memory", "100000000").output
+    assert "Plan: image downsample --sharded" in out and "Requests: GET" in out
+    assert data_tree(tmp_path) == before
+    seg2 = make_layer(f"file://{tmp_path}/seg2", segmentation_data(), chunk_size=(64, 64, 32),
+                      encoding="compressed_segmentation")  # fmt: skip
+    run_all(tc.create_meshing_tasks(seg2, 0, shape=(64, 64, 48), sharded=True))
+    before = data_tree(tmp_path)
+    out = cli("mesh", "merge-sharded", seg2, "--dry-run", "--workers", "2", "--price-per-1k-put", "0.005").output
+    assert "MultiResShardedMeshMergeTask" in out and "Cost total" in out and "Wall time" in out
     assert data_tree(tmp_path) == before
 
 
