@@ -25,7 +25,7 @@ BYTES_TOLERANCE = 0.20
 ACCURACY = []  # (case, predicted, actual) for the report printed at the end of the module
 
 
-def image_data(shape=(384, 320, 48), seed=0) -> np.ndarray:
+def image_data(shape=(320, 256, 32), seed=0) -> np.ndarray:
     """Smooth structure plus noise: compresses like EM, not like a constant or white noise."""
     rng = np.random.default_rng(seed)
     x, y, z = np.meshgrid(*(np.arange(n) for n in shape), indexing="ij")
@@ -33,7 +33,7 @@ def image_data(shape=(384, 320, 48), seed=0) -> np.ndarray:
     return (smooth + rng.normal(0, 12, shape)).clip(0, 255).astype(np.uint8)
 
 
-def segmentation_data(shape=(192, 160, 96), cells=60, seed=1) -> np.ndarray:
+def segmentation_data(shape=(128, 128, 96), cells=40, seed=1) -> np.ndarray:
     """Voronoi cells: a dense segmentation whose statistics are the same everywhere (like EM labels)."""
     from scipy.spatial import cKDTree
 
