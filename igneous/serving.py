@@ -101,7 +101,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _resolve(self) -> tuple[Optional[str], str, str]:
         path = unquote(urlsplit(self.path).path).lstrip("/")
         mount, _, rest = path.partition("/")
-        if ".." in rest.split("/"):
+        parts = rest.split("/")
+        # only names inside the layer: no "..", no absolute or empty segments, no backslashes
+        if any(p in ("", ".", "..") for p in parts) or "\\" in rest:
             return None, mount, rest
         return self.layers.roots.get(mount), mount, rest
 

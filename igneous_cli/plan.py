@@ -8,7 +8,7 @@ A command adopts it in a few lines::
     def mycommand(ctx, path, ..., dry_run: DryRun):
         if dry_run:
             return dry_run.show(plans.plan_mything(path, ...))   # an igneous.plan.Plan
-        tasks = tc.create_mything_tasks(path, ...)
+        tasks = create_mything_tasks(path, ...)
         enqueue_tasks(ctx, queue, tasks)
 
 ``--json`` prints the plan as one JSON object; ``--workers`` adds wall time; the ``--price-*``
@@ -27,7 +27,7 @@ import click
 from igneous.plan import Plan, Prices, report
 from igneous_cli.humanbytes import format_bytes
 
-__all__ = ["DryRun", "dry_run_options", "format_report"]
+__all__ = ["DryRun", "dry_run_options", "format_report", "DRY_RUN_PARAMS"]
 
 PRICE_OPTIONS = (
     ("price_core_hour", "--price-core-hour", "Price of one core-hour (e.g. of your worker VMs)."),
@@ -37,6 +37,9 @@ PRICE_OPTIONS = (
     ("price_per_gb_read", "--price-per-gb-read", "Price per GB read out of the store (egress)."),
     ("price_per_gb_month", "--price-per-gb-month", "Price of storing one GB for a month (what the run writes)."),
 )
+
+# The parameter names dry_run_options adds to a command (for tests that pin a command's options).
+DRY_RUN_PARAMS = frozenset({"dry_run", "as_json", "workers", *(name for name, _, _ in PRICE_OPTIONS)})
 
 
 @dataclass

@@ -40,10 +40,11 @@ __all__ = [
     "create_sharded_multires_mesh_from_unsharded_tasks",
     "create_xfer_meshes_tasks",
     "create_mesh_deletion_tasks",
-    "prepare_meshing",
-    "PreparedMeshing",
-    "prepare_mesh_manifest",
 ]
+
+# Importable from here (plans and dry runs use them), not star-exported into igneous.task_creation
+# (SPEC §2: that namespace is exactly its create_* functions).
+_PLANNING = ("prepare_meshing", "PreparedMeshing", "prepare_mesh_manifest")
 
 log = logging.getLogger(__name__)
 

@@ -231,12 +231,11 @@ def plan_transfer(src_layer_path: str, dest_layer_path: str, **kwargs) -> Plan:
         task_shape=job.shape,
         sample=sample.describe(),
     )
-    dest_copy = CloudVolume(dest_layer_path, info=dest.info, progress=False)
-    copy = (
+    copy = (  # TransferTask's own test for copying chunk files as they are
         (kw["skip_downsamples"] or job.levels == 0)
         and not job.translate.any()
         and not kw["delete_black_uploads"]
-        and _same_layout(src, dest_copy, mip)
+        and _same_layout(src, dest, mip)
     )
     if copy:  # chunk files are copied as they are
         plan.task = "TransferTask/copy"

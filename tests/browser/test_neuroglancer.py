@@ -242,9 +242,14 @@ def test_a_mesh_missing_from_the_files_shows_as_missing(ng, serve, meshed, tmp_p
     CloudFiles(f"file://{copy}/{mesh_dir}").delete([f"{BALL}:0"])  # the ball's manifest
     server = serve({"legacy": f"file://{copy}"})
     state = mesh_state(f"file://{copy}", "legacy", server.url("legacy"), [BALL, BOX, BIG])
+
     # Neuroglancer never reports a view with a failed mesh as loaded, so the Python-driven
     # screenshot would wait forever: load the state in a page of its own instead.
-    shot = ng.open_url(state_url(state, ng.client_url), "mesh_missing_ball")[WINDOW_VIEW]
+    def others_drawn(shot):
+        masks = colour_masks(shot[WINDOW_VIEW])
+        return masks[BOX].sum() > 500 and masks[BIG].sum() > 500
+
+    shot = ng.open_url(state_url(state, ng.client_url), "mesh_missing_ball", loaded=others_drawn)[WINDOW_VIEW]
     masks = colour_masks(shot)
     assert masks[BOX].sum() > 500 and masks[BIG].sum() > 500  # the others are drawn …
     assert masks[BALL].sum() == 0  # … the ball is not
@@ -282,7 +287,11 @@ def test_igneous_view_url_shows_the_layer(ng, tmp_path):
     try:
         url = read_line(proc, 60)
         assert url.startswith(ng.client_url + "#!"), url
-        shot = ng.open_url(url, "igneous_view_rgb")[WINDOW_VIEW]
+
+        def drawn(shot):
+            return all(np.all(shot[WINDOW_VIEW] == c, axis=2).sum() > 2000 for c in ((255, 0, 0), (0, 0, 255)))
+
+        shot = ng.open_url(url, "igneous_view_rgb", loaded=drawn)[WINDOW_VIEW]
     finally:
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)

@@ -103,7 +103,8 @@ def test_file_layer_is_served_with_cors_until_ctrl_c(view, layer):
     status, headers, part = v.get(chunk, Range="bytes=10-19")
     assert status == 206 and part == raw[10:20] and headers["Content-Range"] == f"bytes 10-19/{len(raw)}"
     assert v.get(base + "/8_8_40/nope")[0] == 404
-    assert v.get(base + "/../../etc/passwd")[0] == 404
+    for escape in ("/../../etc/passwd", "//etc/passwd", "/8_8_40/../info", "/%2e%2e/x"):
+        assert v.get(base + escape)[0] == 404, escape
     code, err = v.stop()
     assert code == 0 and "until Ctrl-C" in err
 
