@@ -629,7 +629,9 @@ def plan_unsharded_multires_merge(cloudpath: str, **kwargs) -> Plan:
     plan.add_requests(task_requests(plan.task), tasks)
     plan.add_requests({"LIST": max(tasks, -(-fragments // 1000)), "GET": fragments, "PUT": 2 * len(labels)})
     plan.add_requests({"HEAD": len(spatial)})
-    plan.notes.append("merged bytes use igneous.throughput.MESH_MERGE_BYTES_RATIO (Draco bytes per forged byte, measured)")
+    plan.notes.append(
+        "merged bytes use igneous.throughput.MESH_MERGE_BYTES_RATIO (Draco bytes per forged byte, measured)"
+    )
     return _common(plan, cloudpath)
 
 
@@ -674,7 +676,9 @@ def plan_sharded_multires_merge(cloudpath: str, **kwargs) -> Plan:
     plan.add_requests({"GET": frag_reads + tasks * (0 if uses_db else len(spatial)), "HEAD": tasks * len(spatial)})
     plan.add_requests({"PUT": tasks})
     plan.add_requests({"GET": len(spatial), "HEAD": 2 * len(spatial), "PUT": tasks})  # planning: labels files
-    plan.notes.append("merged bytes use igneous.throughput.MESH_MERGE_BYTES_RATIO (Draco bytes per forged byte, measured)")
+    plan.notes.append(
+        "merged bytes use igneous.throughput.MESH_MERGE_BYTES_RATIO (Draco bytes per forged byte, measured)"
+    )
     return _common(plan, cloudpath)
 
 

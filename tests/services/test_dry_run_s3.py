@@ -192,6 +192,24 @@ def test_sharded_mesh_plans_on_s3(boto, bucket, log):
           log, boto, bucket)  # fmt: skip
 
 
+def test_held_out_image_plans_on_s3(boto, bucket, log):
+    """Shapes and options the request overheads were not calibrated on."""
+    src = make_layer(f"s3://{bucket}/big", image_data((448, 384, 64), seed=3), chunk_size=(64, 64, 32),
+                     resolution=(4, 4, 30))  # fmt: skip
+    plan = unchanged(boto, bucket, plans.plan_downsampling, src, num_mips=3)
+    check("held-out downsample", plan, lambda: run_all(tc.create_downsampling_tasks(src, num_mips=3)), log, boto,
+          bucket)  # fmt: skip
+    dest = f"s3://{bucket}/big-copy"
+    kwargs = dict(chunk_size=(128, 128, 32), skip_downsamples=True, encoding="png")
+    plan = unchanged(boto, bucket, plans.plan_transfer, src, dest, **kwargs)
+    check("held-out xfer png", plan, lambda: run_all(tc.create_transfer_tasks(src, dest, **kwargs)), log, boto, bucket)
+    sharded = f"s3://{bucket}/big-sharded"
+    plan = unchanged(boto, bucket, plans.plan_image_shard_transfer, src, sharded, memory_target=int(3e7))
+    check("held-out xfer --sharded", plan,
+          lambda: run_all(tc.create_image_shard_transfer_tasks(src, sharded, memory_target=int(3e7))), log, boto,
+          bucket)  # fmt: skip
+
+
 def test_accuracy_table():
     """Not a check: prints predicted vs counted requests and bytes (run with -s to see it)."""
     for case, predicted, actual, pbytes, abytes in ACCURACY:

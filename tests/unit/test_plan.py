@@ -21,7 +21,9 @@ def brute_reads(bounds, shape, chunk, origin, clip, pad_hi=(0, 0, 0), translate=
     starts = [range(int(bounds.minpt[a]), int(bounds.maxpt[a]), shape[a]) for a in range(3)]
     for corner in itertools.product(*starts):
         lo = [max(corner[a] - translate[a], clip.minpt[a]) for a in range(3)]
-        hi = [min(min(corner[a] + shape[a], bounds.maxpt[a]) + pad_hi[a] - translate[a], clip.maxpt[a]) for a in range(3)]
+        hi = [
+            min(min(corner[a] + shape[a], bounds.maxpt[a]) + pad_hi[a] - translate[a], clip.maxpt[a]) for a in range(3)
+        ]
         if any(h <= low for low, h in zip(lo, hi)):
             continue
         cells = 1
@@ -117,7 +119,9 @@ def test_report_prices_only_what_is_given():
     assert data["cost"]["total"] == pytest.approx(sum(items.values()))
     data = report(plan(), prices=Prices(per_1k_list=0.0, per_gb_read=0.09, per_gb_month=0.023))
     items = {i["what"]: i["cost"] for i in data["cost"]["items"]}
-    assert items["bytes read"] == pytest.approx(8 * 0.09) and items["storage of bytes written"] == pytest.approx(2.5 * 0.023)
+    assert items["bytes read"] == pytest.approx(8 * 0.09) and items["storage of bytes written"] == pytest.approx(
+        2.5 * 0.023
+    )
     assert items["LIST requests"] == 0
 
 
