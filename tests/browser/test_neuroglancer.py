@@ -86,6 +86,7 @@ def pyramid(tmp_path_factory):
     run(tc.create_downsampling_tasks(src, num_mips=4))
     sharded = f"file://{root}/img-sharded"
     run(tc.create_image_shard_transfer_tasks(src, sharded, memory_target=int(1e8)))
+    run(tc.create_image_shard_downsample_tasks(sharded, num_mips=3, memory_target=int(2e8)))
     return src, sharded
 
 
@@ -117,6 +118,18 @@ def test_zoomed_out_uses_a_lower_mip_with_the_right_mean(ng, serve, pyramid):
     assert np.all(grey[~inside] == 0)
     keys = {r.path.split("/")[0] for r in server.requests if "/" in r.path}
     assert keys and "8_8_40" not in keys, keys  # only downsampled scales were fetched
+
+
+def test_sharded_pyramid_zoomed_out_renders_like_the_unsharded_one(ng, serve, pyramid):
+    src, sharded = pyramid
+    server = serve({"img": src, "sharded": sharded})
+    position, scale = (256, 256, 16), 8.0
+    plain = ng.show(xy_state([source(src, "img", server.url("img"))], position, scale), "pyramid_unsharded_zoomed")
+    shards = ng.show(xy_state([source(sharded, "sharded", server.url("sharded"))], position, scale),
+                     "pyramid_sharded_zoomed")  # fmt: skip
+    assert np.array_equal(plain, shards)
+    keys = {r.path.split("/")[0] for r in server.requests if r.mount == "sharded" and r.status == 206}
+    assert keys and "8_8_40" not in keys, keys  # the sharded levels were read, not mip 0
 
 
 def test_sharded_copy_renders_like_its_source(ng, serve, pyramid):
