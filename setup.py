@@ -36,6 +36,7 @@ setup(
             # numcodecs (under zarr) cannot parse zfpy's "1.0.1.post0" version and fails on import
             "zfpy<=1.0.1",
             "blosc",  # CloudVolume decodes zarr v2 blosc chunks with it
+            "neuroglancer",  # browser tests (issue 14)
         ],
         "mysql": ["mysql-connector-python"],
         "nrrd": ["pynrrd"],

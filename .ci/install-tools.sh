@@ -5,6 +5,7 @@
 #                                            install time, so no GitHub access is needed)
 #   kubernetes-validate (deployment.yml)   — PyPI, bundles the Kubernetes JSON schemas
 #   mariadb-server      (apt; MySQL spatial-index tests) and mysql-connector-python (the `mysql` extra)
+#   chromium            (apt; tests/browser/ render our layers in the `neuroglancer` package's client)
 # The Python tools go into the project virtualenv ($VENV, default .venv, the one `make test` uses; created here
 # if missing, exactly as the Makefile would). Idempotent: tools already at the pinned version are
 # left alone. Exits non-zero if a tool cannot be installed or does not run afterwards.
@@ -50,6 +51,17 @@ echo "install-tools: hadolint and kubernetes-validate are in $BIN"
 
 # MariaDB for the MySQL spatial-index tests (tests/services/test_mysql.py starts its own mariadbd
 # on loopback with a temporary datadir; DESIGN §4), and its driver, the `mysql` extra.
+as_root() {  # run a command as root: directly, or through passwordless sudo
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+        sudo -n "$@"
+    else
+        echo "install-tools: $* needs root, and this user can neither apt-get (not root) nor sudo" >&2
+        exit 1
+    fi
+}
+
 find_mariadbd() { command -v mariadbd || { [ -x /usr/sbin/mariadbd ] && echo /usr/sbin/mariadbd; } || true; }
 if [ -z "$(find_mariadbd)" ]; then
     if [ "$(id -u)" -eq 0 ]; then
@@ -75,3 +87,22 @@ if [ -z "$(installed_version mysql-connector-python)" ]; then
 fi
 "$BIN/python" -c 'import mysql.connector; print("mysql-connector-python", mysql.connector.__version__)'
 echo "install-tools: mariadbd ($MARIADBD) and mysql-connector-python are ready"
+
+# Chromium for the browser tests (tests/browser/, DESIGN §4): Debian's package, never a browser
+# download. The neuroglancer client itself comes from PyPI with the `test` extra.
+find_chromium() { command -v chromium || command -v chromium-browser || true; }
+if [ -z "$(find_chromium)" ]; then
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+fi
+CHROMIUM="$(find_chromium)"
+if [ -z "$CHROMIUM" ]; then
+    echo "install-tools: chromium was installed but is not on PATH" >&2
+    exit 1
+fi
+"$CHROMIUM" --version
+if [ -z "$(installed_version neuroglancer)" ]; then
+    "$BIN/python" -m pip install --quiet "neuroglancer"
+fi
+"$BIN/python" -c 'import neuroglancer.static; print("neuroglancer client bundled")'
+echo "install-tools: $CHROMIUM and the neuroglancer client are ready"

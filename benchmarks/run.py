@@ -38,6 +38,8 @@ from ingest_stages import INGEST_TARGETS  # noqa: E402
 from ingest_stages import PARENT_STAGES as INGEST_STAGES  # noqa: E402
 from mesh_stages import MESH_TARGETS  # noqa: E402
 from mesh_stages import PARENT_STAGES as MESH_STAGES  # noqa: E402
+from plan_view_stages import PARENT_STAGES as PLAN_VIEW_STAGES  # noqa: E402
+from plan_view_stages import PLAN_VIEW_TARGETS  # noqa: E402
 from voxel_stages import PARENT_STAGES as VOXEL_STAGES  # noqa: E402
 from voxel_stages import VOXEL_TARGETS  # noqa: E402
 
@@ -84,6 +86,8 @@ STAGE_NAMES += list(INGEST_STAGES)
 TARGETS.update(INGEST_TARGETS)
 STAGE_NAMES += list(CCL_STAGES)
 TARGETS.update(CCL_TARGETS)
+STAGE_NAMES += list(PLAN_VIEW_STAGES)
+TARGETS.update(PLAN_VIEW_TARGETS)
 
 
 # -- children -----------------------------------------------------------------------------------
@@ -448,6 +452,7 @@ STAGES = {
     **VOXEL_STAGES,
     **INGEST_STAGES,
     **CCL_STAGES,
+    **PLAN_VIEW_STAGES,
 }
 
 

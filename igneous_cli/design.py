@@ -124,13 +124,13 @@ def _xyz(values: Sequence[int], sep: str = " x ") -> str:
 @memory_option(help="memory_target: bytes per task (e.g. 3.5e9, 2GB).")
 def shard_xfer(src: str, mip: int, chunk_size, encoding, compress, memory: float) -> None:
     """Dry run of `image xfer --sharded`: shard geometry, tasks and memory; writes nothing."""
+    from igneous.task_creation.plans import plan_image_shard_transfer
     from igneous.task_creation.shard_image import prepare_shard_transfer
 
-    job = prepare_shard_transfer(
-        src, src.rstrip("/") + "-design-dry-run", mip=mip, chunk_size=chunk_size, encoding=encoding,
-        compress=compress, memory_target=memory,
-    )
+    kwargs = dict(mip=mip, chunk_size=chunk_size, encoding=encoding, compress=compress, memory_target=memory)
+    job = prepare_shard_transfer(src, src.rstrip("/") + "-design-dry-run", **kwargs)
     _print_plan(job)
+    _print_priced(plan_image_shard_transfer, src, src.rstrip("/") + "-design-dry-run", **kwargs)
 
 
 @design.command("shard-ds")
@@ -143,13 +143,16 @@ def shard_xfer(src: str, mip: int, chunk_size, encoding, compress, memory: float
 @memory_option(help="memory_target: bytes per task (e.g. 3.5e9, 2GB).")
 def shard_ds(path: str, mip: int, num_mips, volumetric: bool, chunk_size, encoding, memory: float) -> None:
     """Dry run of `image downsample --sharded`: per-level shards, tasks and memory; writes nothing."""
+    from igneous.task_creation.plans import plan_image_shard_downsample
     from igneous.task_creation.shard_image import prepare_shard_downsample
 
-    job = prepare_shard_downsample(
-        path, mip=mip, num_mips=num_mips, factor=(2, 2, 2) if volumetric else (2, 2, 1), chunk_size=chunk_size,
+    kwargs = dict(
+        mip=mip, num_mips=num_mips, factor=(2, 2, 2) if volumetric else (2, 2, 1), chunk_size=chunk_size,
         encoding=encoding, memory_target=memory,
-    )
+    )  # fmt: skip
+    job = prepare_shard_downsample(path, **kwargs)
     _print_plan(job)
+    _print_priced(plan_image_shard_downsample, path, **kwargs)
 
 
 def _print_plan(job) -> None:
@@ -173,6 +176,14 @@ def _print_plan(job) -> None:
     click.echo(f"Peak memory per task: {format_bytes(plan.peak_bytes)} ({terms})")
     if plan.peak_bytes > job.memory_target:
         click.echo(f"Above --memory {format_bytes(job.memory_target)}: runs anyway (see the warning for what fits)")
+
+
+def _print_priced(planner, *args, **kwargs) -> None:
+    """The same plan priced as ``--dry-run`` prints it (bytes, requests, CPU-hours)."""
+    from igneous.plan import report
+    from igneous_cli.plan import format_report
+
+    click.echo(format_report(report(planner(*args, **kwargs))))
 
 
 def _grid(job):

@@ -11,6 +11,7 @@ import json
 import click
 
 import igneous.task_creation as tc
+from igneous.task_creation import plans
 from igneous_cli.common import compute_bounds, enqueue_tasks, numberify
 from igneous_cli.params import (
     CloudPath,
@@ -24,6 +25,7 @@ from igneous_cli.params import (
     queue_option,
     range_options,
 )
+from igneous_cli.plan import dry_run_options
 
 __all__ = ["image"]
 
@@ -77,6 +79,7 @@ def image() -> None:
     help="Threads for the crackle/jxl codecs (0 = all cores).",
 )
 @click.pass_context
+@dry_run_options
 def downsample(
     ctx,
     path,
@@ -100,12 +103,14 @@ def downsample(
     yrange,
     zrange,
     codec_threads,
+    dry_run,
 ):
     """Add pyramid levels above --mip to the layer at PATH."""
     bounds = compute_bounds(path, mip, xrange, yrange, zrange)
     if sharded:
         refuse_with_sharded(compress=compress, delete_bg=delete_bg, bg_color=bg_color)
-        tasks = tc.create_image_shard_downsample_tasks(
+        planner = plans.plan_image_shard_downsample if dry_run else tc.create_image_shard_downsample_tasks
+        tasks = planner(
             path,
             mip=mip,
             fill_missing=fill_missing,
@@ -122,8 +127,9 @@ def downsample(
             num_mips=num_mips,
             codec_threads=codec_threads,
         )
-        return enqueue_tasks(ctx, queue, tasks)
-    tasks = tc.create_downsampling_tasks(
+        return dry_run.show(tasks) if dry_run else enqueue_tasks(ctx, queue, tasks)
+    planner = plans.plan_downsampling if dry_run else tc.create_downsampling_tasks
+    tasks = planner(
         path,
         mip=mip,
         fill_missing=fill_missing,
@@ -143,7 +149,7 @@ def downsample(
         method=method,
         codec_threads=codec_threads,
     )
-    enqueue_tasks(ctx, queue, tasks)
+    return dry_run.show(tasks) if dry_run else enqueue_tasks(ctx, queue, tasks)
 
 
 @image.command()
@@ -202,6 +208,7 @@ def downsample(
 @click.option("--downsample-method", type=DownsampleMethodType(), default="auto", show_default=True, help=METHOD_HELP)
 @click.option("--use-https-src", is_flag=True, default=False, help="Read SRC anonymously over https.")
 @click.pass_context
+@dry_run_options
 def xfer(
     ctx,
     src,
@@ -235,13 +242,15 @@ def xfer(
     cutout,
     downsample_method,
     use_https_src,
+    dry_run,
 ):
     """Copy SRC to DEST: rechunk, re-encode, translate or crop, with downsamples."""
     bounds_mip = mip if bounds_mip is None else bounds_mip
     bounds = compute_bounds(src, bounds_mip, xrange, yrange, zrange, use_https=use_https_src)
     if sharded:
         refuse_with_sharded(shape=shape, sparse=sparse, volumetric=volumetric, delete_bg=delete_bg, bg_color=bg_color)
-        tasks = tc.create_image_shard_transfer_tasks(
+        planner = plans.plan_image_shard_transfer if dry_run else tc.create_image_shard_transfer_tasks
+        tasks = planner(
             src,
             dest,
             mip=mip,
@@ -261,8 +270,9 @@ def xfer(
             encoding_effort=encoding_effort,
             use_https_for_source=use_https_src,
         )
-        return enqueue_tasks(ctx, queue, tasks)
-    tasks = tc.create_transfer_tasks(
+        return dry_run.show(tasks) if dry_run else enqueue_tasks(ctx, queue, tasks)
+    planner = plans.plan_transfer if dry_run else tc.create_transfer_tasks
+    tasks = planner(
         src,
         dest,
         chunk_size=chunk_size,
@@ -291,7 +301,7 @@ def xfer(
         encoding_effort=encoding_effort,
         use_https_for_source=use_https_src,
     )
-    enqueue_tasks(ctx, queue, tasks)
+    return dry_run.show(tasks) if dry_run else enqueue_tasks(ctx, queue, tasks)
 
 
 @image.command()

@@ -7,6 +7,7 @@ import click
 
 from igneous_cli.common import enqueue_tasks
 from igneous_cli.params import CloudPath, ListN, Tuple3, fill_missing_option, mip_option, queue_option
+from igneous_cli.plan import dry_run_options
 
 MAGNITUDE_HELP = "Split the work into about 10^N filename-prefix tasks."
 
@@ -66,14 +67,16 @@ def mesh() -> None:
 @click.option("--labels", type=ListN(), default=None, help="Only mesh these label ids.")
 @click.option("--exclude-labels", type=ListN(), default=None, help="Never mesh these label ids.")
 @click.pass_context
+@dry_run_options
 def forge(
     ctx, path, queue, mip, shape, simplify, max_error, fill_missing, fill_holes, dust_threshold, dust_global,
-    mesh_dir, compress, spatial_index, sharded, closed_edge, labels, exclude_labels,
+    mesh_dir, compress, spatial_index, sharded, closed_edge, labels, exclude_labels, dry_run,
 ):  # fmt: skip
     """(1) Forge mesh fragments from a segmentation, one task per --shape box."""
     import igneous.task_creation as tc
+    from igneous.task_creation import plans
 
-    tasks = tc.create_meshing_tasks(
+    tasks = (plans.plan_meshing if dry_run else tc.create_meshing_tasks)(
         path,
         mip=mip,
         shape=shape,
@@ -94,7 +97,7 @@ def forge(
         fill_holes=fill_holes,
         exclude_object_ids=list(exclude_labels or []),
     )
-    enqueue_tasks(ctx, queue, tasks)
+    return dry_run.show(tasks) if dry_run else enqueue_tasks(ctx, queue, tasks)
 
 
 @mesh.command()
@@ -124,10 +127,22 @@ def forge(
 )
 @click.option("--dir", "mesh_dir", default=None, help="Mesh directory (default info['mesh']).")
 @click.pass_context
-def merge(ctx, path, queue, magnitude, nlod, vqb, min_chunk_size, mesh_dir):
+@dry_run_options
+def merge(ctx, path, queue, magnitude, nlod, vqb, min_chunk_size, mesh_dir, dry_run):
     """(2) Merge forged fragments into meshes Neuroglancer can load (legacy or multires)."""
     if nlod < 0:
         raise click.BadParameter("must be >= 0", param_hint="--nlod")
+    if dry_run:
+        from igneous.task_creation import plans
+
+        if nlod == 0:
+            return dry_run.show(plans.plan_mesh_manifest(path, magnitude=magnitude, mesh_dir=mesh_dir))
+        return dry_run.show(
+            plans.plan_unsharded_multires_merge(
+                path, num_lod=nlod, magnitude=magnitude, mesh_dir=mesh_dir, vertex_quantization_bits=vqb,
+                min_chunk_size=min_chunk_size,
+            )
+        )  # fmt: skip
     if nlod == 0:
         import igneous.task_creation as tc
 

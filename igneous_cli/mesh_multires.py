@@ -6,6 +6,7 @@ import click
 
 from igneous_cli.common import enqueue_tasks
 from igneous_cli.params import CloudPath, Tuple3, queue_option
+from igneous_cli.plan import dry_run_options
 
 __all__ = ["merge_sharded"]
 
@@ -55,14 +56,16 @@ __all__ = ["merge_sharded"]
 )
 @click.option("--dir", "mesh_dir", default=None, help="Mesh directory (default: info['mesh']).")
 @click.pass_context
+@dry_run_options
 def merge_sharded(
     ctx, path, queue, nlod, vqb, compress_level, shard_index_bytes, minishard_index_bytes, min_shards,
-    max_labels_per_shard, minishard_index_encoding, spatial_index_db, min_chunk_size, mesh_dir,
+    max_labels_per_shard, minishard_index_encoding, spatial_index_db, min_chunk_size, mesh_dir, dry_run,
 ):  # fmt: skip
     """(2) Merge a sharded forge (`mesh forge --sharded`) into sharded multires meshes."""
     from igneous.task_creation.multires import create_sharded_multires_mesh_tasks
+    from igneous.task_creation.plans import plan_sharded_multires_merge
 
-    tasks = create_sharded_multires_mesh_tasks(
+    tasks = (plan_sharded_multires_merge if dry_run else create_sharded_multires_mesh_tasks)(
         path,
         shard_index_bytes=shard_index_bytes,
         minishard_index_bytes=minishard_index_bytes,
@@ -77,4 +80,4 @@ def merge_sharded(
         max_labels_per_shard=max_labels_per_shard,
         progress=False,
     )
-    enqueue_tasks(ctx, queue, tasks)
+    return dry_run.show(tasks) if dry_run else enqueue_tasks(ctx, queue, tasks)

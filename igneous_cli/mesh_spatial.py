@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import click
 
+from igneous.progress import interactive
 from igneous.task_creation.spatial_index import create_spatial_index_mesh_tasks, export_spatial_index_db
 from igneous_cli.common import enqueue_tasks, get_parallel
 from igneous_cli.params import CloudPath, Tuple3, fill_missing_option, mip_option, queue_option
@@ -39,7 +40,7 @@ def create(ctx, path, queue, shape, mip, fill_missing):
 @spatial_index.command()
 @click.argument("path", type=CloudPath())
 @click.argument("database", type=str)
-@click.option("--progress", is_flag=True, default=False, help="Show progress bars.")
+@click.option("--progress", is_flag=True, default=False, help="Show progress bars (always on a terminal).")
 @click.option("--allow-missing", is_flag=True, default=False, help="Skip missing .spatial files instead of failing.")
 @click.pass_context
 def db(ctx, path, database, progress, allow_missing):
@@ -48,7 +49,7 @@ def db(ctx, path, database, progress, allow_missing):
     sqlite takes one writer and labels below 2^63; MySQL loads with -p threads and takes any label.
     """
     export_spatial_index_db(
-        path, database, progress=progress, allow_missing=allow_missing, parallel=get_parallel(ctx)
+        path, database, progress=progress or interactive(), allow_missing=allow_missing, parallel=get_parallel(ctx)
     )
     scheme = database.split("://", 1)[0] if "://" in database else "sqlite"
     click.echo(f"spatial index of {path} loaded into the {scheme} database", err=True)

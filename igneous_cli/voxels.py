@@ -7,13 +7,14 @@ into ``stats/voxel_counts.im``, which ``mesh forge --dust-global`` and ``skeleto
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 import igneous.task_creation as tc
+from igneous.progress import interactive
+from igneous.task_creation import plans
 from igneous_cli.common import enqueue_tasks
 from igneous_cli.params import CloudPath, fill_missing_option, mip_option, queue_option
+from igneous_cli.plan import dry_run_options
 
 __all__ = ["voxels"]
 
@@ -29,8 +30,11 @@ def voxels() -> None:
 @queue_option
 @fill_missing_option
 @click.pass_context
-def count(ctx, path, mip, queue, fill_missing):
+@dry_run_options
+def count(ctx, path, mip, queue, fill_missing, dry_run):
     """Count the voxels of each label in PATH, one task per 512³ box (then run `sum`)."""
+    if dry_run:
+        return dry_run.show(plans.plan_voxel_counting(path, mip, fill_missing=fill_missing))
     tasks = tc.create_voxel_counting_tasks(path, mip, fill_missing=fill_missing)
     enqueue_tasks(ctx, queue, tasks)
 
@@ -49,6 +53,6 @@ def count(ctx, path, mip, queue, fill_missing):
 def sum_(path, mip, compress, output):
     """Add up the counts written by `count` into PATH's stats/voxel_counts.im."""
     intmap = tc.accumulate_voxel_counts(
-        path, mip, progress=sys.stderr.isatty(), compress=compress, additional_output=output
+        path, mip, progress=interactive(), compress=compress, additional_output=output
     )
     click.echo(f"voxel counts of {len(intmap)} labels written to {path} (mip {mip})", err=True)

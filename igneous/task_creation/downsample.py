@@ -6,12 +6,13 @@ import copy
 import functools
 import logging
 import math
+from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
 from cloudfiles import paths as cfpaths
 from cloudvolume import CloudVolume
-from cloudvolume.lib import Vec
+from cloudvolume.lib import Bbox, Vec
 
 from igneous import downsample_scales as dss
 from igneous.errors import InvalidParameterError
@@ -35,6 +36,8 @@ __all__ = [
     "check_factor",
     "check_memory_target",
     "plan_pyramid",
+    "prepare_downsampling",
+    "PreparedDownsample",
 ]
 
 log = logging.getLogger(__name__)
@@ -84,11 +87,13 @@ def create_downsampling_tasks(
     method: int = DownsampleMethods.AUTO,
     codec_threads: int = 1,
 ):
-    """Plan an unsharded pyramid above ``mip``.
+    """Plan an unsharded pyramid above ``mip``, with the reference's levels and task shapes.
 
-    Each task reads a block of ``chunk × factor^num_mips`` voxels at ``mip`` and writes all
-    ``num_mips`` levels of it in one pass, so no level is ever re-read. ``num_mips=None``
-    picks as many levels as fit ``memory_target`` bytes per task (input plus outputs).
+    Each task reads a block of ``chunk × factor^N`` voxels at ``mip``, N the most levels that
+    fit ``memory_target`` bytes (input plus outputs), and writes its levels in one pass, so no
+    level is ever re-read. Levels go on while they span whole chunks, plus a last one that
+    fits in a single chunk; ``num_mips`` caps them (it does not shrink the tasks; more than
+    the memory allows makes tasks bigger, with a warning).
 
     Args:
         layer_path: the layer (read at ``mip``; written at mip+1… unless ``dest_path``).
@@ -97,7 +102,8 @@ def create_downsampling_tasks(
         encoding, encoding_level, encoding_effort: of the new scales (default: ``mip``'s).
         compress: none/gzip/br/zstd; None picks by encoding (none for jpeg/png/jxl/fpzip/zfpc).
         delete_black_uploads, background_color: delete rather than write all-background chunks.
-        bounds, bounds_mip: restrict to a region (expanded to whole task blocks).
+        bounds, bounds_mip: restrict to a region; tasks stay inside it rounded up to whole
+            chunks of the top level, so nothing outside is rewritten.
 
     Returns:
         A lazy, sized iterator of ``DownsampleTask``; provenance is recorded when it is exhausted.
@@ -105,6 +111,80 @@ def create_downsampling_tasks(
     Raises:
         InvalidParameterError: before anything is written, for any unusable parameter.
     """
+    job = prepare_downsampling(
+        layer_path,
+        mip=mip,
+        fill_missing=fill_missing,
+        axis=axis,
+        num_mips=num_mips,
+        preserve_chunk_size=preserve_chunk_size,
+        sparse=sparse,
+        bounds=bounds,
+        chunk_size=chunk_size,
+        encoding=encoding,
+        delete_black_uploads=delete_black_uploads,
+        background_color=background_color,
+        dest_path=dest_path,
+        compress=compress,
+        factor=factor,
+        bounds_mip=bounds_mip,
+        memory_target=memory_target,
+        encoding_level=encoding_level,
+        encoding_effort=encoding_effort,
+        method=method,
+        codec_threads=codec_threads,
+    )
+    job.dest.commit_info()
+    finish = functools.partial(
+        record_provenance,
+        job.dest_path or layer_path,
+        "DownsampleTask",
+        {**job.kwargs, "bounds": job.bounds, "shape": job.shape},
+    )
+    return GridTasks(job.bounds, job.shape, functools.partial(DownsampleTask, **job.kwargs), finish, clip=job.clip)
+
+
+@dataclass
+class PreparedDownsample:
+    """A validated pyramid plan; ``dest.info`` holds the new scales, not yet committed."""
+
+    vol: CloudVolume
+    dest: CloudVolume
+    dest_path: Optional[str]
+    bounds: Bbox
+    shape: Vec
+    num_mips: int  # the levels the plan writes
+    factor: Vec
+    method: int
+    kwargs: dict
+    clip: bool = False  # cells cut to ``bounds`` (a bounded run never reaches past its region)
+
+
+def prepare_downsampling(
+    layer_path: str,
+    mip: int = 0,
+    fill_missing: bool = False,
+    axis: str = "z",
+    num_mips: Optional[int] = None,
+    preserve_chunk_size: bool = True,
+    sparse: bool = False,
+    bounds=None,
+    chunk_size: Optional[ShapeType] = None,
+    encoding: Optional[str] = None,
+    delete_black_uploads: bool = False,
+    background_color: int = 0,
+    dest_path: Optional[str] = None,
+    compress=None,
+    factor: Optional[ShapeType] = None,
+    bounds_mip: int = 0,
+    memory_target: int = MEMORY_TARGET,
+    encoding_level: Optional[int] = None,
+    encoding_effort: Optional[int] = None,
+    method: int = DownsampleMethods.AUTO,
+    codec_threads: int = 1,
+) -> PreparedDownsample:
+    """Validate and plan ``create_downsampling_tasks`` without writing anything: the destination
+    info (with the new scales, not committed), the task grid and the tasks' arguments."""
     vol = open_volume(layer_path, mip)
     check_writable(dest_path or layer_path)
     codec_threads = whole(codec_threads, "codec_threads (0 = all cores)", 0)
@@ -130,7 +210,6 @@ def create_downsampling_tasks(
     dest_path = None if dest_path in (None, layer_path) or _same_path(dest_path, layer_path) else dest_path
     dest = _prepare_dest(vol, dest_path, mip) if dest_path else vol
     add_pyramid(dest, mip, [factor] * levels, new_chunk, encoding, encoding_level, encoding_effort)
-    dest.commit_info()
 
     kwargs = task_kwargs(
         layer_path=layer_path,
@@ -147,10 +226,9 @@ def create_downsampling_tasks(
         method=int(method),
         codec_threads=codec_threads,
     )
-    finish = functools.partial(
-        record_provenance, dest_path or layer_path, "DownsampleTask", {**kwargs, "bounds": task_bounds, "shape": shape}
+    return PreparedDownsample(
+        vol, dest, dest_path, task_bounds, shape, levels, factor, method, kwargs, clip=bounds is not None
     )
-    return GridTasks(task_bounds, shape, functools.partial(DownsampleTask, **kwargs), finish, clip=bounds is not None)
 
 
 def plan_pyramid(vol: CloudVolume, mip: int, factor, chunk, memory_target: int, num_mips: Optional[int]):

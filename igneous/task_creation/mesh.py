@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import functools
 import logging
+from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
 from cloudfiles import CloudFiles
 from cloudfiles import paths as cfpaths
 from cloudvolume import CloudVolume
+from cloudvolume.lib import Vec
 
 from igneous import meshes
 from igneous.errors import InvalidParameterError
@@ -42,6 +44,10 @@ __all__ = [
     "create_graphene_meshing_tasks",
     "create_graphene_hybrid_mesh_manifest_tasks",
 ]
+
+# Importable from here (plans and dry runs use them), not star-exported into igneous.task_creation
+# (SPEC §2: that namespace is exactly its create_* functions).
+_PLANNING = ("prepare_meshing", "PreparedMeshing", "prepare_mesh_manifest")
 
 log = logging.getLogger(__name__)
 
@@ -213,6 +219,91 @@ def create_meshing_tasks(
     Raises:
         InvalidParameterError: before anything is written, for any unusable parameter.
     """
+    job = prepare_meshing(
+        layer_path,
+        mip=mip,
+        shape=shape,
+        simplification=simplification,
+        max_simplification_error=max_simplification_error,
+        mesh_dir=mesh_dir,
+        cdn_cache=cdn_cache,
+        dust_threshold=dust_threshold,
+        object_ids=object_ids,
+        progress=progress,
+        fill_missing=fill_missing,
+        encoding=encoding,
+        spatial_index=spatial_index,
+        frag_path=frag_path,
+        sharded=sharded,
+        compress=compress,
+        closed_dataset_edges=closed_dataset_edges,
+        dust_global=dust_global,
+        fill_holes=fill_holes,
+        dry_run=dry_run,
+        exclude_object_ids=exclude_object_ids,
+    )
+    vol, mesh_dir, shape, kwargs = job.vol, job.mesh_dir, job.shape, job.kwargs
+    if not dry_run:
+        if "mesh" not in vol.info:
+            vol.info["mesh"] = mesh_dir
+            vol.commit_info()
+        mesh_info = meshes.legacy_mesh_info(mip, shape, vol.info["scales"][mip]["resolution"], spatial_index)
+        meshes.write_mesh_info(layer_path, mesh_dir, mesh_info)
+        if spatial_index:
+            # .spatial files are each box's "forged" marker: ones left by an earlier forge plan or by
+            # `spatial-index create` must not vouch for boxes this forge has not done yet.
+            CloudFiles(meshes.mesh_path(layer_path, mesh_dir)).delete(
+                meshes.expected_spatial_names(vol.meta.bounds(mip), mesh_info)
+            )
+
+    finish = None
+    if not dry_run:
+        params = dict(kwargs, shape=shape.tolist(), layer_path=layer_path)
+        finish = functools.partial(record_provenance, layer_path, "MeshTask", params)
+    return GridTasks(
+        vol.meta.bounds(mip),
+        shape,
+        make_task=functools.partial(MeshTask, layer_path=layer_path, **kwargs),
+        finish=finish,
+        clip=False,
+        instantiate=True,
+    )
+
+
+@dataclass
+class PreparedMeshing:
+    """A validated forge plan: nothing written yet."""
+
+    vol: CloudVolume
+    mesh_dir: str
+    shape: Vec
+    kwargs: dict
+
+
+def prepare_meshing(
+    layer_path: str,
+    mip: int,
+    shape: Sequence[int] = (448, 448, 448),
+    simplification: bool = True,
+    max_simplification_error: float = 40.0,
+    mesh_dir: Optional[str] = None,
+    cdn_cache: bool = False,
+    dust_threshold: Optional[int] = None,
+    object_ids: Optional[Sequence[int]] = None,
+    progress: bool = False,
+    fill_missing: bool = False,
+    encoding: str = "precomputed",
+    spatial_index: bool = True,
+    frag_path: Optional[str] = None,
+    sharded: bool = False,
+    compress="gzip",
+    closed_dataset_edges: bool = True,
+    dust_global: bool = False,
+    fill_holes: int = 0,
+    dry_run: bool = False,
+    exclude_object_ids: Sequence[int] = [],
+) -> PreparedMeshing:
+    """Validate and plan ``create_meshing_tasks`` without writing anything."""
     vol = open_segmentation(layer_path, mip)
     shape = as_triple(shape, "shape")
     try:
@@ -255,19 +346,6 @@ def create_meshing_tasks(
 
     mesh_dir = meshes.resolve_mesh_dir(vol.info, mesh_dir) or meshes.default_mesh_dir(mip, max_simplification_error)
     _check_forge_target(layer_path, mesh_dir, mip, shape)
-    if not dry_run:
-        if "mesh" not in vol.info:
-            vol.info["mesh"] = mesh_dir
-            vol.commit_info()
-        mesh_info = meshes.legacy_mesh_info(mip, shape, vol.info["scales"][mip]["resolution"], spatial_index)
-        meshes.write_mesh_info(layer_path, mesh_dir, mesh_info)
-        if spatial_index:
-            # .spatial files are each box's "forged" marker: ones left by an earlier forge plan or by
-            # `spatial-index create` must not vouch for boxes this forge has not done yet.
-            CloudFiles(meshes.mesh_path(layer_path, mesh_dir)).delete(
-                meshes.expected_spatial_names(vol.meta.bounds(mip), mesh_info)
-            )
-
     kwargs = task_kwargs(
         mip=mip,
         simplification_factor=(100 if simplification else 0),
@@ -290,18 +368,7 @@ def create_meshing_tasks(
         dry_run=bool(dry_run),
     )
     assert set(kwargs) <= set(MESH_TASK_DEFAULTS)
-    finish = None
-    if not dry_run:
-        params = dict(kwargs, shape=shape.tolist(), layer_path=layer_path)
-        finish = functools.partial(record_provenance, layer_path, "MeshTask", params)
-    return GridTasks(
-        vol.meta.bounds(mip),
-        shape,
-        make_task=functools.partial(MeshTask, layer_path=layer_path, **kwargs),
-        finish=finish,
-        clip=False,
-        instantiate=True,
-    )
+    return PreparedMeshing(vol, mesh_dir, shape, kwargs)
 
 
 def _check_forge_target(layer_path: str, mesh_dir: str, mip: int, shape) -> None:
@@ -329,6 +396,13 @@ def create_mesh_manifest_tasks(layer_path: str, magnitude: int = 3, mesh_dir: Op
     ``MeshManifestFilesystemTask`` (one directory scan); other stores get one
     ``MeshManifestPrefixTask`` per label prefix (about ``10^magnitude`` of them).
     """
+    mesh_dir, magnitude, tasks = prepare_mesh_manifest(layer_path, magnitude, mesh_dir)
+    record_provenance(layer_path, "MeshManifestTask", {"mesh_dir": mesh_dir, "magnitude": magnitude})
+    return tasks
+
+
+def prepare_mesh_manifest(layer_path: str, magnitude: int = 3, mesh_dir: Optional[str] = None):
+    """Validate and plan ``create_mesh_manifest_tasks`` without writing: ``(mesh_dir, magnitude, tasks)``."""
     magnitude = _check_nonnegative_int(magnitude, "magnitude")
     if magnitude < 1:
         raise InvalidParameterError("magnitude must be an integer >= 1; got 0")
@@ -359,8 +433,7 @@ def create_mesh_manifest_tasks(layer_path: str, magnitude: int = 3, mesh_dir: Op
             functools.partial(MeshManifestPrefixTask, layer_path, prefix, lod=0, mesh_dir=mesh_dir)
             for prefix in meshes.legacy_merge_prefixes(magnitude)
         ]
-    record_provenance(layer_path, "MeshManifestTask", {"mesh_dir": mesh_dir, "magnitude": magnitude})
-    return tasks
+    return mesh_dir, magnitude, tasks
 
 
 # -- transfer, deletion, cleaning --------------------------------------------------------------

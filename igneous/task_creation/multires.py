@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 import numpy as np
@@ -33,6 +34,9 @@ __all__ = [
     "create_unsharded_multires_mesh_tasks",
     "create_sharded_multires_mesh_tasks",
     "create_sharded_multires_mesh_from_unsharded_tasks",
+    "prepare_unsharded_multires_merge",
+    "prepare_sharded_multires_merge",
+    "PreparedMultiresMerge",
 ]
 
 MINISHARD_INDEX_ENCODINGS = ("gzip", "raw")
@@ -176,6 +180,46 @@ def create_unsharded_multires_mesh_tasks(
         InvalidParameterError: before anything is written, for bad parameters or an
             unfinished forge.
     """
+    job = prepare_unsharded_multires_merge(
+        cloudpath, num_lod, magnitude, mesh_dir, vertex_quantization_bits, min_chunk_size
+    )
+    meshes.write_mesh_info(cloudpath, job.mesh_dir, job.new_info)
+    tasks = [
+        functools.partial(MultiResUnshardedMeshMergeTask, cloudpath, prefix, **job.kwargs) for prefix in job.prefixes
+    ]
+    record_provenance(
+        cloudpath,
+        "MultiResUnshardedMeshMergeTask",
+        dict(job.kwargs, magnitude=job.magnitude, vertex_quantization_bits=job.vqb),
+    )
+    return tasks
+
+
+@dataclass
+class PreparedMultiresMerge:
+    """A validated multires merge plan: the mesh info it would write and the tasks' arguments."""
+
+    vol: CloudVolume
+    mesh_dir: str
+    info: dict  # the forge's mesh info
+    new_info: dict
+    kwargs: dict
+    vqb: int
+    magnitude: int = 0
+    prefixes: list = field(default_factory=list)
+    labels: Optional[np.ndarray] = None
+    spec: Optional[dict] = None
+
+
+def prepare_unsharded_multires_merge(
+    cloudpath: str,
+    num_lod: int = 0,
+    magnitude: int = 3,
+    mesh_dir: Optional[str] = None,
+    vertex_quantization_bits: int = 16,
+    min_chunk_size: Sequence[int] = (256, 256, 256),
+) -> PreparedMultiresMerge:
+    """Validate and plan ``create_unsharded_multires_mesh_tasks`` without writing anything."""
     from igneous.meshes import legacy_merge_prefixes
 
     num_lod = _int_at_least(num_lod, "num_lod", 0)
@@ -186,20 +230,10 @@ def create_unsharded_multires_mesh_tasks(
     if "sharding" in info:
         raise InvalidParameterError(f"{cloudpath}/{mesh_dir} is sharded: use `igneous mesh merge-sharded`")
     _check_fragments_exist(vol, cloudpath, mesh_dir, info)
-    meshes.write_mesh_info(
-        cloudpath,
-        mesh_dir,
-        multires_info(info, vol.meta.resolution(int(info["mip"])), vqb, forge_max_error(vol, mesh_dir)),
-    )
+    new_info = multires_info(info, vol.meta.resolution(int(info["mip"])), vqb, forge_max_error(vol, mesh_dir))
     kwargs = task_kwargs(mesh_dir=mesh_dir, num_lod=num_lod, min_chunk_size=min_chunk_size)
-    tasks = [
-        functools.partial(MultiResUnshardedMeshMergeTask, cloudpath, prefix, **kwargs)
-        for prefix in legacy_merge_prefixes(magnitude)
-    ]
-    record_provenance(
-        cloudpath, "MultiResUnshardedMeshMergeTask", dict(kwargs, magnitude=magnitude, vertex_quantization_bits=vqb)
-    )
-    return tasks
+    prefixes = list(legacy_merge_prefixes(magnitude))
+    return PreparedMultiresMerge(vol, mesh_dir, info, new_info, kwargs, vqb, magnitude, prefixes)
 
 
 # -- sharded ----------------------------------------------------------------------------------------
@@ -345,6 +379,51 @@ def create_sharded_multires_mesh_tasks(
         InvalidParameterError: before anything is written, for bad parameters, an unfinished
             forge, an unusable database, or a forge that found no labels.
     """
+    job = prepare_sharded_multires_merge(
+        cloudpath,
+        shard_index_bytes=shard_index_bytes,
+        minishard_index_bytes=minishard_index_bytes,
+        min_shards=min_shards,
+        num_lod=num_lod,
+        draco_compression_level=draco_compression_level,
+        vertex_quantization_bits=vertex_quantization_bits,
+        minishard_index_encoding=minishard_index_encoding,
+        mesh_dir=mesh_dir,
+        spatial_index_db=spatial_index_db,
+        frag_path=frag_path,
+        cache=cache,
+        min_chunk_size=min_chunk_size,
+        max_labels_per_shard=max_labels_per_shard,
+        progress=progress,
+    )
+    meshes.write_mesh_info(cloudpath, job.mesh_dir, job.new_info)
+    shards = _write_shard_labels(cloudpath, job.mesh_dir, job.labels, job.spec)
+    record_provenance(
+        cloudpath,
+        "MultiResShardedMeshMergeTask",
+        dict(job.kwargs, vertex_quantization_bits=job.vqb, sharding=job.spec, num_labels=len(job.labels)),
+    )
+    return [functools.partial(MultiResShardedMeshMergeTask, cloudpath, shard, **job.kwargs) for shard in shards]
+
+
+def prepare_sharded_multires_merge(
+    cloudpath: str,
+    shard_index_bytes: int = 2**13,
+    minishard_index_bytes: int = 2**15,
+    min_shards: int = 1,
+    num_lod: int = 0,
+    draco_compression_level: int = 7,
+    vertex_quantization_bits: int = 16,
+    minishard_index_encoding: str = "gzip",
+    mesh_dir: Optional[str] = None,
+    spatial_index_db: Optional[str] = None,
+    frag_path: Optional[str] = None,
+    cache: bool = False,
+    min_chunk_size: Sequence[int] = (256, 256, 256),
+    max_labels_per_shard: Optional[int] = None,
+    progress: bool = True,
+) -> PreparedMultiresMerge:
+    """Validate and plan ``create_sharded_multires_mesh_tasks`` without writing anything."""
     num_lod = _int_at_least(num_lod, "num_lod", 0)
     vqb = _check_vqb(vertex_quantization_bits)
     level = _check_level(draco_compression_level)
@@ -372,8 +451,6 @@ def create_sharded_multires_mesh_tasks(
     )
     new_info = multires_info(info, vol.meta.resolution(int(info["mip"])), vqb, forge_max_error(vol, mesh_dir))
     new_info["sharding"] = spec
-    meshes.write_mesh_info(cloudpath, mesh_dir, new_info)
-    shards = _write_shard_labels(cloudpath, mesh_dir, labels, spec)
     kwargs = task_kwargs(
         draco_compression_level=level,
         mesh_dir=mesh_dir,
@@ -383,12 +460,7 @@ def create_sharded_multires_mesh_tasks(
         spatial_index_db=spatial_index_db,
         min_chunk_size=min_chunk_size,
     )
-    record_provenance(
-        cloudpath,
-        "MultiResShardedMeshMergeTask",
-        dict(kwargs, vertex_quantization_bits=vqb, sharding=spec, num_labels=len(labels)),
-    )
-    return [functools.partial(MultiResShardedMeshMergeTask, cloudpath, shard, **kwargs) for shard in shards]
+    return PreparedMultiresMerge(vol, mesh_dir, info, new_info, kwargs, vqb, labels=labels, spec=spec)
 
 
 def _unsharded_labels(src: str, mesh_dir: str, info: dict) -> np.ndarray:

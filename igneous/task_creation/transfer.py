@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import functools
 import math
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
@@ -44,6 +45,8 @@ __all__ = [
     "clean_xfer_info",
     "_select_compression_by_encoding",
     "check_distinct_layers",
+    "prepare_transfer",
+    "PreparedTransfer",
 ]
 
 
@@ -221,6 +224,99 @@ def create_transfer_tasks(
     Raises:
         InvalidParameterError: before anything is written, for any unusable parameter.
     """
+    job = prepare_transfer(
+        src_layer_path,
+        dest_layer_path,
+        chunk_size=chunk_size,
+        shape=shape,
+        fill_missing=fill_missing,
+        translate=translate,
+        bounds=bounds,
+        mip=mip,
+        preserve_chunk_size=preserve_chunk_size,
+        encoding=encoding,
+        skip_downsamples=skip_downsamples,
+        delete_black_uploads=delete_black_uploads,
+        background_color=background_color,
+        agglomerate=agglomerate,
+        timestamp=timestamp,
+        compress=compress,
+        factor=factor,
+        sparse=sparse,
+        dest_voxel_offset=dest_voxel_offset,
+        memory_target=memory_target,
+        max_mips=max_mips,
+        clean_info=clean_info,
+        no_src_update=no_src_update,
+        bounds_mip=bounds_mip,
+        encoding_level=encoding_level,
+        truncate_scales=truncate_scales,
+        cutout=cutout,
+        stop_layer=stop_layer,
+        downsample_method=downsample_method,
+        encoding_effort=encoding_effort,
+        use_https_for_source=use_https_for_source,
+    )
+    job.dest.commit_info()
+    sources = [] if no_src_update else [src_layer_path]
+    finish = functools.partial(
+        _record_transfer,
+        src_layer_path,
+        dest_layer_path,
+        not no_src_update,
+        {**job.kwargs, "shape": job.shape, "bounds": job.bounds},
+        sources,
+    )
+    return GridTasks(job.bounds, job.shape, functools.partial(TransferTask, **job.kwargs), finish)
+
+
+@dataclass
+class PreparedTransfer:
+    """A validated transfer plan; ``dest.info`` is the destination's, not yet committed."""
+
+    src: CloudVolume
+    dest: CloudVolume
+    bounds: Bbox  # the task grid's bounds, in destination voxels at ``mip``
+    shape: Vec
+    translate: Vec
+    levels: int  # downsample levels each task writes
+    kwargs: dict
+
+
+def prepare_transfer(
+    src_layer_path: str,
+    dest_layer_path: str,
+    chunk_size: Optional[ShapeType] = None,
+    shape: Optional[ShapeType] = None,
+    fill_missing: bool = False,
+    translate: Optional[ShapeType] = None,
+    bounds=None,
+    mip: int = 0,
+    preserve_chunk_size: bool = True,
+    encoding: Optional[str] = None,
+    skip_downsamples: bool = False,
+    delete_black_uploads: bool = False,
+    background_color: int = 0,
+    agglomerate: bool = False,
+    timestamp: Optional[int] = None,
+    compress="auto",
+    factor: Optional[ShapeType] = None,
+    sparse: bool = False,
+    dest_voxel_offset: Optional[ShapeType] = None,
+    memory_target: int = MEMORY_TARGET,
+    max_mips: int = 5,
+    clean_info: bool = False,
+    no_src_update: bool = False,
+    bounds_mip: int = 0,
+    encoding_level: Optional[int] = None,
+    truncate_scales: bool = True,
+    cutout: bool = False,
+    stop_layer: Optional[int] = None,
+    downsample_method: int = DownsampleMethods.AUTO,
+    encoding_effort: Optional[int] = None,
+    use_https_for_source: bool = False,
+) -> PreparedTransfer:
+    """Validate and plan ``create_transfer_tasks`` without writing anything."""
     check_distinct_layers(src_layer_path, dest_layer_path)
     src = open_volume(src_layer_path, mip, use_https=use_https_for_source)
     check_writable(dest_layer_path)
@@ -276,6 +372,7 @@ def create_transfer_tasks(
             f"shape {tuple(shape)} must be a multiple of the destination chunk size {tuple(dest_chunk)}"
         )
 
+    levels = 0
     if not skip_downsamples and max_mips > 0:
         levels = _levels_for(dest, mip, shape, factor, max_mips)
         if levels == 0 and shape_given:
@@ -290,7 +387,6 @@ def create_transfer_tasks(
         (selected + translate).expand_to_chunk_size(shape, offset=dest.meta.voxel_offset(mip)),
         dest.meta.bounds(mip),
     )
-    dest.commit_info()
 
     kwargs = task_kwargs(
         src_path=src_layer_path,
@@ -311,16 +407,7 @@ def create_transfer_tasks(
         downsample_method=int(method),
         use_https_for_source=bool(use_https_for_source),
     )
-    sources = [] if no_src_update else [src_layer_path]
-    finish = functools.partial(
-        _record_transfer,
-        src_layer_path,
-        dest_layer_path,
-        not no_src_update,
-        {**kwargs, "shape": shape, "bounds": dest_bounds},
-        sources,
-    )
-    return GridTasks(dest_bounds, shape, functools.partial(TransferTask, **kwargs), finish)
+    return PreparedTransfer(src, dest, dest_bounds, shape, translate, levels, kwargs)
 
 
 def _levels_for(dest: CloudVolume, mip: int, shape: Vec, factor: Vec, max_mips: int) -> int:

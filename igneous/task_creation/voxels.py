@@ -17,11 +17,11 @@ import numpy as np
 from cloudfiles import CloudFiles
 from cloudvolume import CloudVolume
 from mapbuffer import IntMap
-from tqdm import tqdm
 
 from igneous.errors import InvalidParameterError
 from igneous.meshes import remove_other_variants
 from igneous.ops.voxels import counts_from_json, merge_counts
+from igneous.progress import progress_bar
 from igneous.task_creation.common import GridTasks, record_provenance, task_kwargs
 from igneous.tasks.image.common import task_box
 from igneous.tasks.image.voxels import (
@@ -155,7 +155,7 @@ def accumulate_voxel_counts(
     _check_complete(vol, mip, cf, expected)
 
     total = (np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.uint64))
-    with tqdm(total=len(expected), desc="Summing voxel counts", disable=not progress) as pbar:
+    with progress_bar(total=len(expected), desc="Summing voxel counts", unit="file", enabled=progress) as pbar:
         for start in range(0, len(expected), MERGE_BATCH):
             batch = expected[start : start + MERGE_BATCH]
             results = cf.get_json(batch)

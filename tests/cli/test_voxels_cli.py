@@ -10,6 +10,7 @@ from taskqueue import TaskQueue
 
 from igneous.tasks.image.voxels import load_voxel_counts
 from igneous_cli import main
+from igneous_cli.plan import DRY_RUN_PARAMS
 from tests.conftest import igneous_subprocess, tree
 
 
@@ -39,7 +40,7 @@ def test_options_and_defaults_match_spec():
     group = main.commands["image"].commands["voxels"]
     assert set(group.commands) == {"count", "sum"}
     count = {p.name: p for p in group.commands["count"].params}
-    assert {"mip", "queue", "fill_missing", "path"} == set(count)
+    assert {"mip", "queue", "fill_missing", "path"} == set(count) - DRY_RUN_PARAMS  # + --dry-run (issue 14)
     assert count["mip"].default == 0 and count["queue"].default is None and count["fill_missing"].default is False
     total = {p.name: p for p in group.commands["sum"].params}
     assert {"mip", "compress", "output", "path"} == set(total)

@@ -1,0 +1,114 @@
+"""Calibration of dry-run estimates: measured throughput per task kind, and the requests a task
+makes besides its data. Each figure says where it comes from; re-measure and update them here.
+
+Throughput is work per CPU-second of one core (the benchmarks run single-process, so CPU seconds
+include the threads a stage starts for codecs). Figures from ``python benchmarks/run.py --data
+/work/bench-data --repeat 1`` on 2026-12-04 at git 3fa3b4a (Linux x86_64, 2 vCPU shared with
+other jobs; 1-minute load 1.7-6.6 during the run, so these are on the slow side of what a
+dedicated core does).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "THROUGHPUT",
+    "TASK_REQUESTS",
+    "PLAN_REQUESTS",
+    "NEW_LAYER_PROBE",
+    "SHARDED_READ",
+    "MESH_MERGE_BYTES_RATIO",
+    "MEASURED",
+]
+
+MEASURED = {"date": "2026-12-04", "git": "3fa3b4a", "harness": "benchmarks/run.py --repeat 1", "cpus": 2}
+
+# unit: what ``per_cpu_s`` counts; ``per_cpu_s``: units per CPU-second (execute phase only).
+THROUGHPUT = {
+    "downsample": {
+        "unit": "voxels read",
+        "per_cpu_s": 536_870_912 / 6.512,
+        "source": "stage image_downsample: img 2048x2048x128 uint8 raw+gzip, 4 mips avg, 6.51 cpu-s",
+    },
+    "downsample_segmentation": {
+        "unit": "voxels read",
+        "per_cpu_s": 134_217_728 / 3.288,
+        "source": "stage seg_downsample: seg 512^3 uint64 cseg+gzip, mode pooling, 3.29 cpu-s",
+    },
+    "transfer": {
+        "unit": "voxels read",
+        "per_cpu_s": 536_870_912 / 11.675,
+        "source": "stage transfer: img rechunked 128x128x64, gzip, no downsamples, 11.67 cpu-s",
+    },
+    "shard_transfer": {
+        "unit": "voxels read",
+        "per_cpu_s": 536_870_912 / 12.128,
+        "source": "stage image_shard_transfer: img into 1 GB shards (same chunk and rechunked), 12.13 cpu-s",
+    },
+    "shard_downsample": {
+        "unit": "voxels read",
+        "per_cpu_s": 536_870_912 / 5.831,
+        "source": "stage image_shard_downsample: img, 3 sharded mips avg, 5.83 cpu-s",
+    },
+    "voxel_count": {
+        "unit": "voxels read",
+        "per_cpu_s": 134_217_728 / 1.626,
+        "source": "stage voxel_counts: seg 512^3 uint64 cseg, count tasks, 1.63 cpu-s",
+    },
+    "mesh_forge": {
+        "unit": "voxels read",
+        "per_cpu_s": 8_388_608 / 45.289,
+        "source": "stage mesh_forge_merge, forge phase: segsmall 256x256x128 real EM labels, 448^3 tasks, "
+        "simplification 100 / 40 nm, 45.3 cpu-s",
+    },
+    "mesh_merge": {
+        "unit": "labels",
+        "per_cpu_s": 418 / 0.245,
+        "source": "stage mesh_forge_merge, merge phase: 418 labels into legacy manifests, 0.245 cpu-s",
+    },
+    "mesh_merge_multires": {
+        "unit": "labels",
+        "per_cpu_s": 418 / 1.393,
+        "source": "stage mesh_forge_sharded_multires, merge phase: 418 labels, num_lod 2, Draco, 1.39 cpu-s",
+    },
+}
+
+# Requests besides the data: each task opening its layers (info, provenance, mesh info …) and
+# each planner reading and writing info and provenance. Counted in moto's request log on the
+# cases of tests/services/test_dry_run_s3.py (which keeps the totals within 10% of real runs).
+TASK_REQUESTS = {
+    "DownsampleTask": {"GET": 4},
+    "TransferTask": {"GET": 5},
+    "TransferTask/copy": {"GET": 6},  # same layout: chunk files copied as they are
+    "ImageShardTransferTask": {"GET": 5},
+    "ImageShardDownsampleTask": {"GET": 4},
+    "CountVoxelsTask": {"GET": 2},
+    "MeshTask": {"GET": 4},
+    "MeshManifestPrefixTask": {"GET": 1},
+    "MeshManifestFilesystemTask": {},
+    "MultiResUnshardedMeshMergeTask": {"GET": 2},
+    "MultiResShardedMeshMergeTask": {"GET": 7},  # + reading its shard back to verify it
+}
+PLAN_REQUESTS = {
+    "image downsample": {"GET": 2, "PUT": 2},
+    "image xfer": {"GET": 2, "PUT": 2},  # + GET 1, PUT 1 when the source's provenance is updated
+    "image xfer --sharded": {"GET": 3, "PUT": 2},
+    "image downsample --sharded": {"GET": 3, "PUT": 2},
+    "image voxels count": {"GET": 4, "PUT": 1},
+    "mesh forge": {"GET": 7, "PUT": 3},
+    "mesh merge": {"GET": 7, "PUT": 1},
+    "mesh merge --nlod": {"GET": 7, "PUT": 2},
+    "mesh merge-sharded": {"GET": 10, "PUT": 2},
+}
+# cloud-volume looks for zarr metadata before it concludes a path holds no layer yet.
+NEW_LAYER_PROBE = {"GET": 3, "HEAD": 1}
+# Reading a sharded scale: per task and z-slab of chunks, the shard and minishard indices;
+# then byte ranges, adjacent chunks coalesced (measured: 8 ranges for 32 chunks).
+SHARDED_READ = {"per_slab": 2, "per_chunk": 0.25}
+
+# Bytes of merged multi-resolution meshes (Draco) per byte of forged fragments (sharded: the
+# .frags MapBuffers; unsharded: the gzip'd Precomputed fragments). Measured with num_lod 0, 1 and
+# 2 (the same bytes: no label spanned more than min_chunk_size 256^3, so no extra LOD was built)
+# on benchmarks' segsmall (real EM labels, 128^3 forge tasks): sharded 0.32, unsharded 0.31;
+# and on tests/integration/test_dry_run.py's Voronoi segmentation: sharded 0.39, unsharded 0.35.
+# Labels larger than min_chunk_size get extra LODs, each up to a quarter of the one below.
+MESH_MERGE_BYTES_RATIO = {"sharded": 0.36, "unsharded": 0.33}
