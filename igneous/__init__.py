@@ -7,12 +7,14 @@ from cloudvolume import CloudVolume, EmptyVolumeException
 from taskqueue import LocalTaskQueue, MockTaskQueue, RegisteredTask, TaskQueue
 from zmesh import Mesher
 
-from igneous import atomic, integrity
+from igneous import atomic, integrity, remote
 
 # Process-wide, before anything reads or writes a layer (workers import igneous too): file://
-# writes become atomic, and read errors name the layer, mip and chunk file.
+# writes become atomic, read errors name the layer, mip and chunk file, and AWS keys work
+# without a session token.
 atomic.install()
 integrity.install()
+remote.install()
 
 from igneous import downsample_scales, task_creation, tasks, types  # noqa: E402
 from igneous.tasks import *  # noqa: E402,F403

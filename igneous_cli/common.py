@@ -16,6 +16,7 @@ from cloudvolume.lib import Bbox
 
 from igneous.errors import InvalidParameterError
 from igneous.queues import normalize_queue_path, submit_tasks
+from igneous.remote import explain
 from igneous.volumes import normalize_encoding, open_volume
 
 __all__ = [
@@ -41,6 +42,13 @@ class IgneousGroup(click.Group):
             return super().invoke(ctx)
         except InvalidParameterError as err:
             raise click.UsageError(_one_line(err)) from None
+        except click.ClickException:
+            raise
+        except Exception as err:  # missing or refused credentials, an unreachable endpoint
+            reason = explain(err)
+            if reason is None:
+                raise
+            raise click.UsageError(_one_line(reason)) from None
 
 
 class TaskFailed(click.ClickException):
@@ -94,6 +102,8 @@ def enqueue_tasks(ctx: click.Context, queue: str | None, tasks: Iterable) -> int
     except InvalidParameterError:
         raise
     except Exception as err:  # a task failed: report it in one line, no traceback
+        if explain(err) is not None:
+            raise  # credentials or connection: the root group says it in one line, exit 2
         raise TaskFailed(err) from err
 
 

@@ -12,10 +12,11 @@ from taskqueue.queueables import totask
 from tqdm import tqdm
 
 from igneous.queues.fileq import insert_file_queue
-from igneous.queues.paths import normalize_queue_path
+from igneous.queues.paths import check_file_queue, normalize_queue_path
 from igneous.queues.payloads import payloads
+from igneous.remote import resolve_sqs
 
-__all__ = ["submit_tasks", "run_in_process", "execute_payload"]
+__all__ = ["submit_tasks", "run_in_process", "execute_payload", "check_queue_for_insertion"]
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +36,23 @@ def submit_tasks(tasks: Iterable, queue: Optional[str] = None, parallel: int = 1
     if queue is None:
         return run_in_process(tasks, parallel=parallel, progress=progress)
     queue = normalize_queue_path(queue)
+    check_queue_for_insertion(queue)
     if queue.startswith("fq://"):
         return insert_file_queue(queue[len("fq://") :], payloads(tasks))
     tq = TaskQueue(queue, progress=progress)
     bodies = ({"payload": p} for p in payloads(tasks))
     return tq.insert(bodies, parallel=1, total=_count(tasks))
+
+
+def check_queue_for_insertion(queue: str, region_name: Optional[str] = None) -> None:
+    """Refuse, in one line and within seconds, a queue tasks cannot be inserted into: a path
+    that is a file or a directory holding something else (a layer), an SQS queue that does
+    not exist, is unreachable or has no credentials. A new file queue may be created."""
+    queue = normalize_queue_path(queue)
+    if queue.startswith("fq://"):
+        check_file_queue(queue[len("fq://") :], create=True)
+    elif queue.startswith("sqs://") or "sqs." in queue:
+        resolve_sqs(queue, region_name)
 
 
 def execute_payload(payload) -> None:
