@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
-from taskqueue.file_queue_api import FileQueueAPI
+from taskqueue.file_queue_api import FileQueueAPI, idfn, nowfn, set_timestamp, write_lock_file
 from taskqueue.queueables import totask
 
 from igneous.queues.fileq import insert_file_queue
@@ -109,25 +109,41 @@ class FileBackend:
         for name in candidates:
             ident = name.split("--", 1)[1][: -len(".json")] if name.endswith(".json") else name.split("--", 1)[1]
             try:
-                message = self.api._lease_filename(name, seconds)  # the atomic rename + journal
+                leased = self._lease_filename(name, seconds)
             except OSError:
                 continue
-            except ValueError as err:  # leased, but not JSON: hand it over to be dead-lettered
-                return ident, {"body": self._raw_body(ident), "id": ident}, f"not a JSON task message: {err}"
-            if message is None:
+            if leased is None:
                 continue
+            try:
+                message = json.loads(leased)
+            except ValueError as err:  # leased, but not JSON: hand it over to be dead-lettered
+                body = leased.decode("utf-8", errors="replace")[:65536]
+                return ident, {"body": body, "id": ident}, f"not a JSON task message: {err}"
             if not isinstance(message, dict) or "id" not in message:
                 body = message if isinstance(message, (str, list)) else json.dumps(message)
                 return ident, {"body": body, "id": ident}, "not a task message (a JSON object with payload and id)"
             return message["id"], message, None
         return None
 
-    def _raw_body(self, ident: str) -> str:
-        for entry in os.scandir(self.api.queue_path):
-            if entry.name.endswith(f"--{ident}.json"):
-                with open(entry.path, "rb") as f:
-                    return f.read(1 << 16).decode("utf-8", errors="replace")
-        return ""
+    def _lease_filename(self, name: str, seconds: int) -> Optional[bytes]:
+        """Lease the message file ``name`` (rename it to its lease end, journal the rename)
+        and return its bytes; None if another worker got it first. task-queue's version
+        retries a message that does not parse by renaming the original name again, which is
+        gone, so it reports "taken" and leaves the message leased for ever."""
+        new_name = set_timestamp(name, nowfn() + int(seconds))
+        new_path = os.path.join(self.api.queue_path, new_name)
+        journal = write_lock_file(open(os.path.join(self.api.movement_path, idfn(new_name)), "a"))
+        try:
+            try:
+                os.rename(os.path.join(self.api.queue_path, name), new_path)
+            except FileNotFoundError:
+                return None
+            journal.write(new_name + "\n")
+            journal.flush()
+        finally:
+            journal.close()  # unlocks
+        with open(new_path, "rb") as f:
+            return f.read()
 
     def renew(self, lease: Lease, seconds: int) -> None:
         self.api.renew_lease(lease.id, int(seconds))
