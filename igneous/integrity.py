@@ -157,23 +157,33 @@ def _name_unsharded(original):
     return download_chunk
 
 
-def _shard_names(meta, spec, mip: int, bbox) -> str:
-    """The shard files a read of ``bbox`` touches (for the error message; best effort)."""
-    try:
-        from cloudvolume.lib import Bbox
+def _shard_files(meta, spec, mip: int, bbox) -> list:
+    """Paths (``key/name.shard``) of the shard files a read of ``bbox`` touches."""
+    from cloudvolume.lib import Bbox
 
-        from igneous.shards import chunk_codes, grid_size, shard_filename, shard_number
-        from igneous.tasks.image.shards import gridpoints
+    from igneous.shards import chunk_codes, grid_size, shard_filename, shard_number
+    from igneous.tasks.image.shards import gridpoints
 
-        box = Bbox.clamp(Bbox.create(bbox), meta.bounds(mip))
-        grid = grid_size(meta.volume_size(mip), meta.chunk_size(mip))
-        codes = chunk_codes(gridpoints(meta.voxel_offset(mip), meta.chunk_size(mip), box), grid)
-        sdict = spec.to_dict() if hasattr(spec, "to_dict") else dict(spec)
-        names = sorted({shard_filename(shard_number(int(c), sdict), sdict) for c in codes.tolist()})
-        more = f" and {len(names) - 5} more" if len(names) > 5 else ""
-        return f"{meta.key(mip)}/{', '.join(names[:5])}{more}"
-    except Exception:  # the message must not hide the real error
-        return f"{meta.key(mip)}/*.shard"
+    box = Bbox.clamp(Bbox.create(bbox), meta.bounds(mip))
+    grid = grid_size(meta.volume_size(mip), meta.chunk_size(mip))
+    codes = chunk_codes(gridpoints(meta.voxel_offset(mip), meta.chunk_size(mip), box), grid)
+    sdict = spec.to_dict() if hasattr(spec, "to_dict") else dict(spec)
+    names = sorted({shard_filename(shard_number(int(c), sdict), sdict) for c in codes.tolist()})
+    return [f"{meta.key(mip)}/{name}" for name in names]
+
+
+def _shard_names(files: list) -> str:
+    more = f" and {len(files) - 5} more" if len(files) > 5 else ""
+    return ", ".join(files[:5]) + more
+
+
+def _empty_shard(meta, files: list) -> Optional[str]:
+    """A 0-byte shard file among ``files`` (CloudVolume reads one as "all chunks missing", but a
+    shard always has an index: it is a damaged file, e.g. left by a full disk)."""
+    from cloudfiles import CloudFiles
+
+    sizes = CloudFiles(meta.cloudpath, progress=False).size(files[:64])
+    return next((path for path, size in sizes.items() if size == 0), None)
 
 
 def _name_sharded(original):
@@ -182,12 +192,21 @@ def _name_sharded(original):
             return original(requested_bbox, mip, meta, cache, lru, lru_encoding, spec, *args, **kwargs)
         except (ChunkReadError, MissingChunkError):
             raise
-        except EmptyVolumeException as err:
-            where = describe(meta.cloudpath, mip, _shard_names(meta, spec, mip, requested_bbox))
-            raise MissingChunkError(f"{where}: chunk {err} is missing") from None
         except Exception as err:
-            where = describe(meta.cloudpath, mip, _shard_names(meta, spec, mip, requested_bbox))
-            raise CorruptChunkError(f"{where} cannot be read: {type(err).__name__}: {err}") from err
+            try:
+                files = _shard_files(meta, spec, mip, requested_bbox)
+            except Exception:  # the message must not hide the real error
+                files = [f"{meta.key(mip)}/*.shard"]
+            where = describe(meta.cloudpath, mip, _shard_names(files))
+            if not isinstance(err, EmptyVolumeException):
+                raise CorruptChunkError(f"{where} cannot be read: {type(err).__name__}: {err}") from err
+            try:
+                empty = _empty_shard(meta, files)
+            except Exception:
+                empty = None
+            if empty is not None:
+                raise CorruptChunkError(f"{describe(meta.cloudpath, mip, empty)} is empty (0 bytes)") from None
+            raise MissingChunkError(f"{where}: chunk {err} is missing") from None
 
     download_sharded.__wrapped__ = original
     return download_sharded
