@@ -135,6 +135,59 @@ def check_payload(
             raise CorruptChunkError(f"{name}: {encoding} payload does not decode ({type(err).__name__}: {err})") from err
 
 
+# -- compressed_segmentation streams are bounds-checked before decoding -----------------
+
+CSEG_BITS = (0, 1, 2, 4, 8, 16, 32)
+
+
+def cseg_problem(data, shape, dtype, block_size) -> Optional[str]:
+    """Why ``data`` cannot be a whole compressed_segmentation stream of ``shape``, or None.
+
+    The decoder trusts the offsets in the stream: a truncated or garbage chunk decodes to
+    wrong labels without an error (or reads past the buffer). Each block header names its
+    bit width and where its lookup table and values are; all must lie inside the stream.
+    Vectorised over the block headers, a small fraction of the decode itself.
+    """
+    import numpy as np
+
+    if len(data) % 4:
+        return f"{len(data)} bytes is not a whole number of 32-bit words"
+    words = np.frombuffer(bytes(data), dtype="<u4")
+    nwords = len(words)
+    channels = int(shape[3]) if len(shape) > 3 else 1
+    grid = [-(-int(n) // int(b)) for n, b in zip(shape[:3], block_size)]
+    nblocks = int(np.prod(grid))
+    block_voxels = int(np.prod([int(b) for b in block_size]))
+    entry_words = 2 if np.dtype(dtype).itemsize == 8 else 1
+    if nwords < channels:
+        return "shorter than its channel table"
+    for c in range(channels):
+        start = int(words[c])
+        if start + 2 * nblocks > nwords:
+            return f"channel {c}: block headers run past the end ({nwords} words)"
+        headers = words[start : start + 2 * nblocks].reshape(nblocks, 2).astype(np.int64)
+        bits = headers[:, 0] >> 24
+        if not np.isin(bits, CSEG_BITS).all():
+            return f"channel {c}: invalid bit widths in block headers"
+        values_end = start + headers[:, 1] + (bits * block_voxels + 31) // 32
+        table_end = start + (headers[:, 0] & 0xFFFFFF) + entry_words
+        if values_end.max() > nwords or table_end.max() > nwords:
+            return f"channel {c}: blocks point past the end ({nwords} words): truncated or damaged"
+    return None
+
+
+def _checked_cseg(original):
+    def decode_compressed_segmentation(bytestring, shape, dtype, block_size):
+        if block_size is not None:
+            problem = cseg_problem(bytestring, shape, dtype, block_size)
+            if problem is not None:
+                raise ValueError(f"damaged compressed_segmentation stream: {problem}")
+        return original(bytestring, shape, dtype, block_size)
+
+    decode_compressed_segmentation.__wrapped__ = original
+    return decode_compressed_segmentation
+
+
 # -- read errors that name the chunk ----------------------------------------------------
 
 _installed = False
@@ -213,12 +266,15 @@ def _name_sharded(original):
 
 
 def install() -> None:
-    """Wrap CloudVolume's chunk readers so their errors name the chunk (idempotent)."""
+    """Wrap CloudVolume's chunk readers so their errors name the chunk, and bounds-check
+    compressed_segmentation streams before they are decoded (idempotent)."""
     global _installed
     if _installed:
         return
+    from cloudvolume import chunks
     from cloudvolume.datasource.precomputed.image import rx
 
+    chunks.decode_compressed_segmentation = _checked_cseg(chunks.decode_compressed_segmentation)
     rx.download_chunk = _name_unsharded(rx.download_chunk)
     rx.download_sharded = _name_sharded(rx.download_sharded)
     _installed = True

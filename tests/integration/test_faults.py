@@ -542,3 +542,19 @@ def test_cloudfiles_puts_are_atomic(tmp_path):
     cf.put_json("info", {"a": 1})
     assert cf.get("a/b") == b"x" * 1000 and cf.get_json("info") == {"a": 1}
     assert _partials(tmp_path) == []
+
+
+@pytest.mark.parametrize("dtype", [np.uint32, np.uint64])
+@pytest.mark.parametrize("shape,block", [((32, 32, 8, 1), (8, 8, 8)), ((33, 17, 5, 1), (8, 8, 8)), ((64, 64, 64, 1), (4, 4, 4))])
+def test_cseg_bounds_check_accepts_every_whole_stream(shape, block, dtype):
+    from cloudvolume import chunks
+
+    from igneous.integrity import cseg_problem
+
+    rng = np.random.default_rng(3)
+    for labels in (1, 3, 300, 70000):
+        img = rng.integers(0, labels, size=shape).astype(dtype)
+        stream = chunks.encode(img, "compressed_segmentation", block_size=block)
+        assert cseg_problem(stream, shape, dtype, block) is None
+        # a truncation through the block data (what a full disk or a killed copy leaves)
+        assert cseg_problem(stream[: (len(stream) // 8) * 4], shape, dtype, block) is not None
