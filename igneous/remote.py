@@ -49,7 +49,7 @@ def explain(err: BaseException) -> Optional[str]:
         if name in ("EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError", "ReadTimeoutError",
                     "ProxyConnectionError", "SSLError"):
             return f"cannot reach the AWS endpoint: {err}"
-        if name == "ClientError":
+        if isinstance(getattr(err, "response", None), dict):
             code = err.response.get("Error", {}).get("Code", "")
             if code in ("InvalidClientTokenId", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied",
                         "UnrecognizedClientException", "ExpiredToken", "403"):
@@ -140,7 +140,7 @@ def resolve_sqs(queue: str, region_name: Optional[str] = None) -> Tuple[str, str
         raise
     except Exception as err:
         code = ""
-        if type(err).__name__ == "ClientError":
+        if isinstance(getattr(err, "response", None), dict):  # botocore ClientError and its modelled subclasses
             code = err.response.get("Error", {}).get("Code", "")
         if "NonExistentQueue" in code or code == "QueueDoesNotExist":
             raise StoreUnavailableError(
