@@ -20,8 +20,10 @@ place. A temporary file of another destination is never touched.
 :func:`install` replaces ``cloudfiles.interfaces.FileInterface.put_file`` with the atomic
 version once per process (``import igneous`` does it), so CloudVolume chunk uploads, info
 and provenance writes, mesh and skeleton files and every ``CloudFiles.put`` of ours reach
-the disk this way, in workers too. Remote stores (gs, s3, http) are atomic per object
-already and are not touched.
+the disk this way, in workers too; local-to-local ``CloudFiles.transfer_to`` copies (mesh
+file transfers) get an atomic ``copyfile``. Remote stores (gs, s3, http) are atomic per
+object already and are not touched. Not covered: cloud-files' remote-to-local downloads
+(``save_file``), which igneous only uses into scratch directories.
 """
 
 from __future__ import annotations
@@ -32,10 +34,11 @@ import itertools
 import logging
 import os
 import re
+import shutil
 import socket
 from typing import Callable, Optional
 
-__all__ = ["PARTIAL_SUFFIX", "atomic_write", "write_bytes", "install", "installed", "is_partial"]
+__all__ = ["PARTIAL_SUFFIX", "atomic_write", "write_bytes", "copy_file", "install", "installed", "is_partial"]
 
 log = logging.getLogger(__name__)
 
@@ -153,4 +156,37 @@ def install() -> None:
     put_file.__doc__ = f"Atomic replacement of {original.__qualname__} installed by igneous.atomic."
     put_file.__wrapped__ = original
     interfaces.FileInterface.put_file = put_file
+
+    # CloudFiles.transfer_to/transfer_from between two local paths copy with
+    # shutil.copyfile(src, dest) straight onto the final name: give that module a shutil
+    # whose copyfile is atomic (everything else is the real shutil).
+    from cloudfiles import cloudfiles as cf_module
+
+    cf_module.shutil = _AtomicShutil()
     _installed = True
+
+
+def copy_file(src: str, dst: str, follow_symlinks: bool = True) -> str:
+    """``shutil.copyfile`` that creates ``dst`` atomically (kernel-side copy, no user-space buffer)."""
+
+    def fill(fd: int) -> None:
+        with open(src, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            done = 0
+            while done < size:
+                sent = os.sendfile(fd, f.fileno(), done, size - done)
+                if sent == 0:
+                    raise OSError(f"{src} shrank while it was copied")
+                done += sent
+
+    atomic_write(dst, fill)
+    return dst
+
+
+class _AtomicShutil:
+    """The ``shutil`` module with an atomic ``copyfile`` (installed into cloud-files only)."""
+
+    copyfile = staticmethod(copy_file)
+
+    def __getattr__(self, name):
+        return getattr(shutil, name)

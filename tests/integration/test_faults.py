@@ -542,6 +542,15 @@ def test_cloudfiles_puts_are_atomic(tmp_path):
     cf.put_json("info", {"a": 1})
     assert cf.get("a/b") == b"x" * 1000 and cf.get_json("info") == {"a": 1}
     assert _partials(tmp_path) == []
+    # local-to-local transfers (mesh file copies) go through the atomic copy too
+    from cloudfiles import cloudfiles as cf_module
+
+    from igneous.atomic import copy_file
+
+    assert cf_module.shutil.copyfile is copy_file and cf_module.shutil.move is __import__("shutil").move
+    cf.transfer_to(f"file://{tmp_path / 'copy'}", paths=["a/b", "info"])
+    assert CloudFiles(f"file://{tmp_path / 'copy'}").get("a/b") == b"x" * 1000
+    assert _partials(tmp_path) == []
 
 
 @pytest.mark.parametrize("dtype", [np.uint32, np.uint64])

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import functools
 import logging
 import mmap
 import os
@@ -26,7 +25,7 @@ from cloudvolume import chunks as cv_chunks
 from cloudvolume.datasource.precomputed.common import morton_code_to_gridpt
 from cloudvolume.lib import Bbox, Vec
 
-from igneous.atomic import atomic_write
+from igneous.atomic import copy_file
 from igneous.integrity import CorruptChunkError, MissingChunkError, check_payload, describe
 from igneous.ops.downsample import pyramid, resolve_method
 from igneous.shards import (
@@ -276,7 +275,7 @@ def copy_verified_shard(src: CloudVolume, dest: CloudVolume, mip: int, name: str
         _check_shard_file(src, mip, local, describe(src.meta.cloudpath, mip, f"{src.meta.key(mip)}/{name}"))
         dest_where = cfpaths.extract(dest_dir)
         if dest_where.protocol == "file":
-            atomic_write(os.path.join(dest_where.path, name), functools.partial(_copy_into, local))
+            copy_file(local, os.path.join(dest_where.path, name))
         elif where.protocol != "file" and where.protocol == dest_where.protocol:
             src_files.transfer_to(dest_dir, paths=[name])  # server side
         else:
@@ -304,17 +303,6 @@ def _check_shard_file(vol: CloudVolume, mip: int, path: str, name: str) -> None:
                 box = Bbox(lo, Vec(*np.minimum(lo + chunk, end)))
                 compress = None if data_encoding == "raw" else data_encoding
                 check(payload, compress, box, f"{name} chunk {box.to_filename()}")
-
-
-def _copy_into(path: str, fd: int) -> None:
-    with open(path, "rb") as src:
-        size = os.fstat(src.fileno()).st_size
-        copied = 0
-        while copied < size:
-            sent = os.sendfile(fd, src.fileno(), copied, size - copied)
-            if sent == 0:
-                raise OSError(f"{path} shrank while it was copied")
-            copied += sent
 
 
 @queueable(WIRE)
