@@ -316,3 +316,16 @@ def test_s3_layer_without_reachable_endpoint_is_one_line(tmp_path):
     )
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and "KeyError" not in proc.stderr
+
+
+def test_gs_layer_without_credentials_is_one_line(tmp_path):
+    port = closed_port()  # keep google-auth's metadata-server probe on loopback
+    env = _no_aws_env(tmp_path, GCE_METADATA_HOST=f"127.0.0.1:{port}", GCE_METADATA_IP=f"127.0.0.1:{port}")
+    env.pop("GOOGLE_APPLICATION_CREDENTIALS", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "igneous_cli", "image", "downsample", "gs://bucket/layer"],
+        env=env, cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and "Google Cloud credentials" in proc.stderr
+    assert len([line for line in proc.stderr.splitlines() if line.strip()]) == 1
