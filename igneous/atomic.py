@@ -12,7 +12,9 @@ writer killed mid-write leaves ``{final}.partial``, and the next write of the sa
 rerun of the task) takes it over, truncates it and renames it into place. Concurrent
 writers of one destination are told apart by an exclusive ``flock`` on the temporary file:
 the holder writes there, anyone else (a second worker whose lease overlapped) writes to a
-private ``{final}.{host}-{pid}-{n}.partial`` instead. Renames of ``{final}.partial`` only
+private ``{final}.{host}-{pid}-{n}.partial`` instead (if that writer dies, its file stays until
+:func:`remove_stale_partials` runs for the destination: the shard writer calls it, chunk
+writes do not, since it lists the directory). Renames of ``{final}.partial`` only
 happen under its lock, and a writer checks after locking that the path still names the
 inode it locked, so it never truncates a file another writer has already renamed into
 place. A temporary file of another destination is never touched.
@@ -38,7 +40,16 @@ import shutil
 import socket
 from typing import Callable, Optional
 
-__all__ = ["PARTIAL_SUFFIX", "atomic_write", "write_bytes", "copy_file", "install", "installed", "is_partial"]
+__all__ = [
+    "PARTIAL_SUFFIX",
+    "atomic_write",
+    "write_bytes",
+    "copy_file",
+    "remove_stale_partials",
+    "install",
+    "installed",
+    "is_partial",
+]
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +111,45 @@ def atomic_write(final: str, write: Callable[[int], None]) -> None:
         raise
     finally:
         os.close(fd)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_partials(final: str) -> int:
+    """Remove private temporary files of ``final`` left by dead writers of this host
+    (``{final}.{host}-{pid}-{n}.partial``, and ``{final}.{pid}.partial`` from earlier
+    versions); returns how many. It lists the directory, so call it where writes are few
+    and large (shards), not per chunk. A live writer's file is never touched."""
+    import glob
+
+    removed = 0
+    prefix = final + "."
+    for path in glob.glob(glob.escape(final) + ".*" + PARTIAL_SUFFIX):
+        middle = path[len(prefix) : -len(PARTIAL_SUFFIX)]
+        legacy = re.fullmatch(r"(\d+)", middle)
+        private = re.fullmatch(r"(.+)-(\d+)-(\d+)", middle)
+        if legacy:
+            pid = int(legacy.group(1))
+        elif private and private.group(1) == _HOST:
+            pid = int(private.group(2))
+        else:
+            continue  # another host's writer, or not ours
+        if pid == os.getpid() or _alive(pid):
+            continue
+        try:
+            os.unlink(path)
+            removed += 1
+        except FileNotFoundError:
+            pass
+    return removed
 
 
 def write_bytes(final: str, content) -> None:

@@ -28,7 +28,7 @@ from cloudfiles.compression import compress as cf_compress
 from cloudvolume.datasource.precomputed.common import compressed_morton_code
 from cloudvolume.lib import Vec
 
-from igneous.atomic import atomic_write
+from igneous.atomic import atomic_write, remove_stale_partials
 from igneous.errors import InvalidParameterError
 
 __all__ = [
@@ -274,6 +274,7 @@ def put_shard(layer_path: str, key: str, spec: dict, number: int, spool: Spool, 
                 ShardWriter(spec).write(spool, group, codes, out)
 
         atomic_write(final, fill)
+        remove_stale_partials(final)  # a killed private writer's (or an earlier version's) leftover
         return name
     cf = CloudFiles(layer_path, progress=False)
     with tempfile.TemporaryFile(dir=scratch_dir or spool.scratch_dir) as out:

@@ -567,3 +567,24 @@ def test_cseg_bounds_check_accepts_every_whole_stream(shape, block, dtype):
         assert cseg_problem(stream, shape, dtype, block) is None
         # a truncation through the block data (what a full disk or a killed copy leaves)
         assert cseg_problem(stream[: (len(stream) // 8) * 4], shape, dtype, block) is not None
+
+
+def test_shard_rerun_removes_dead_writers_private_leftovers(tmp_path):
+    """Leftovers of an earlier version (``NAME.{pid}.partial``) and of a dead private writer on
+    this host go when the shard is written again; a live writer's and another host's stay."""
+    from igneous.atomic import _HOST
+
+    src = make_layer(f"file://{tmp_path / 'src'}", image(), chunk_size=CHUNK)
+    dst = f"file://{tmp_path / 'dst'}"
+    _shard_same(src, dst, False)
+    key = CloudVolume(dst, progress=False).meta.key(0)
+    directory = tmp_path / "dst" / key
+    [shard] = [n for n in os.listdir(directory) if n.endswith(".shard")]
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    stale = [f"{shard}.{dead_pid}.partial", f"{shard}.{_HOST}-{dead_pid}-0.partial"]
+    kept = [f"{shard}.{_HOST}-{os.getpid()}-7.partial", f"{shard}.otherhost-{dead_pid}-0.partial"]
+    for name in stale + kept:
+        (directory / name).write_bytes(b"leftover")
+    _shard_same(src, dst, False)
+    assert sorted(n for n in os.listdir(directory) if n.endswith(PARTIAL_SUFFIX)) == sorted(kept)
