@@ -68,7 +68,7 @@ def _open_shared_partial(final: str) -> Optional[int]:
     """Open and lock ``{final}.partial`` for writing; None when another live writer holds it."""
     path = final + PARTIAL_SUFFIX
     for _ in range(3):
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o666)  # like open(): the umask decides
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:
@@ -97,7 +97,7 @@ def atomic_write(final: str, write: Callable[[int], None]) -> None:
     fd = _open_shared_partial(final)
     if fd is None:
         tmp = f"{final}.{_HOST}-{os.getpid()}-{next(_counter)}{PARTIAL_SUFFIX}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)  # like open(): the umask decides
     else:
         tmp = final + PARTIAL_SUFFIX
     try:

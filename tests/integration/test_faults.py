@@ -594,3 +594,12 @@ def test_shard_rerun_removes_dead_writers_private_leftovers(tmp_path):
         (directory / name).write_bytes(b"leftover")
     _shard_same(src, dst, False)
     assert sorted(n for n in os.listdir(directory) if n.endswith(PARTIAL_SUFFIX)) == sorted(kept)
+
+
+def test_atomic_files_get_the_modes_open_would_give(tmp_path):
+    old = os.umask(0o002)  # a group-writable shared filesystem
+    try:
+        write_bytes(str(tmp_path / "f"), b"x")
+    finally:
+        os.umask(old)
+    assert (os.stat(tmp_path / "f").st_mode & 0o777) == 0o664
