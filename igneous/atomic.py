@@ -65,23 +65,30 @@ def is_partial(name: str) -> bool:
 
 
 def _open_shared_partial(final: str) -> Optional[int]:
-    """Open and lock ``{final}.partial`` for writing; None when another live writer holds it."""
+    """Open and lock ``{final}.partial`` for writing; None when another live writer holds it
+    (or the filesystem has no locks: then a private name is safer)."""
     path = final + PARTIAL_SUFFIX
     for _ in range(3):
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o666)  # like open(): the umask decides
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # like open(): the umask decides
+            created = True
+        except FileExistsError:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o666)
+            created = False
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:
             os.close(fd)
-            if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                return None
-            raise
+            if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES) and created:
+                os.unlink(path)  # no locking here (ENOLCK, ENOTSUP): leave no empty file behind
+            return None
         try:
             same = os.fstat(fd).st_ino == os.stat(path).st_ino
         except FileNotFoundError:
             same = False
         if same:  # ours: a leftover of a dead writer, or new. Start it over.
-            os.ftruncate(fd, 0)
+            if not created:
+                os.ftruncate(fd, 0)
             return fd
         os.close(fd)  # renamed into place by the writer that held it just before us: retry
     return None
