@@ -265,16 +265,24 @@ def _name_sharded(original):
     return download_sharded
 
 
+def _debug_print(*args, **kwargs) -> None:
+    log.debug("%s", " ".join(str(a) for a in args))
+
+
 def install() -> None:
     """Wrap CloudVolume's chunk readers so their errors name the chunk, and bounds-check
     compressed_segmentation streams before they are decoded (idempotent)."""
     global _installed
     if _installed:
         return
+    from cloudfiles import compression
     from cloudvolume import chunks
     from cloudvolume.datasource.precomputed.image import rx
 
     chunks.decode_compressed_segmentation = _checked_cseg(chunks.decode_compressed_segmentation)
+    # Both modules print a half-message on stdout before re-raising ("Filename: N/A", "File Read
+    # Error: ..."): the error we raise says it all, so their prints become debug log records.
+    rx.print = compression.print = _debug_print
     rx.download_chunk = _name_unsharded(rx.download_chunk)
     rx.download_sharded = _name_sharded(rx.download_sharded)
     _installed = True

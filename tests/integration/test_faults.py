@@ -603,3 +603,18 @@ def test_atomic_files_get_the_modes_open_would_give(tmp_path):
     finally:
         os.umask(old)
     assert (os.stat(tmp_path / "f").st_mode & 0o777) == 0o664
+
+
+def test_cli_reports_a_damaged_chunk_in_one_line(tmp_path):
+    layer = make_layer(f"file://{tmp_path / 'src'}", image(), chunk_size=CHUNK)
+    damage(chunk_file(layer), "truncated")
+    env = dict(os.environ, PYTHONPATH=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-m", "igneous_cli", "image", "xfer", layer, f"file://{tmp_path / 'dst'}",
+         "--chunk-size", "64,64,16"],
+        env=env, cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 1, proc.stderr  # a task failed (not a usage error)
+    assert proc.stdout.strip() == ""  # no "Filename: N/A" or "File Read Error" half-messages
+    [line] = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert line.startswith("error: CorruptChunkError: ") and FIRST in line and "mip 0" in line, line
