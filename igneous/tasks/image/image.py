@@ -227,10 +227,11 @@ def copy_chunk_files(src, dest, box: Bbox, mip: int, compress, fill_missing: boo
     cf_dest = CloudFiles(dest.meta.cloudpath, progress=False)
     ctype = content_type(dest.meta.encoding(mip))
     names = chunknames(box, src.meta.bounds(mip), src.meta.key(mip), src.meta.chunk_size(mip))
+    where = describe(src.meta.cloudpath, mip, "")
     for batch in sip(names, COPY_BATCH):
         as_is, recompress, missing = [], [], []
         for found in cf_src.get(batch, raw=True):
-            name = describe(src.meta.cloudpath, mip, found["path"])
+            name = where + found["path"]
             if found.get("error"):
                 err = found["error"]
                 raise CorruptChunkError(f"{name} cannot be read: {type(err).__name__}: {err}") from err

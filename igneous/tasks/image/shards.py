@@ -186,14 +186,17 @@ def payload_checker(vol: CloudVolume, mip: int):
     block_size = vol.meta.compressed_segmentation_block_size(mip) or (8, 8, 8)
 
     def check(content, compress, box: Bbox, name: str) -> None:
-        shape = tuple(int(v) for v in box.size3())
+        # per chunk of a fast copy: python ints, and a decoder only where one is needed
+        sx, sy, sz = (box.maxpt - box.minpt).tolist()
+        decode = None
+        if encoding != "raw" and not compress:
 
-        def decode(payload):
-            cv_chunks.decode(
-                payload, encoding, shape=shape + (vol.num_channels,), dtype=vol.dtype, block_size=block_size
-            )
+            def decode(payload):
+                cv_chunks.decode(
+                    payload, encoding, shape=(sx, sy, sz, vol.num_channels), dtype=vol.dtype, block_size=block_size
+                )
 
-        check_payload(content, compress, encoding, int(np.prod(shape)) * bpv, name, decode=decode)
+        check_payload(content, compress, encoding, sx * sy * sz * bpv, name, decode=decode)
 
     return check
 
@@ -209,6 +212,7 @@ def _copy_chunk_payloads(src: CloudVolume, dest: CloudVolume, mip: int, box: Bbo
     bpv = np.dtype(dest.dtype).itemsize * dest.num_channels
     spool = Spool(spool_allowance(int(box.size3().x * box.size3().y * chunk_z) * bpv))
     check = payload_checker(src, mip)
+    where = describe(src.meta.cloudpath, mip, "")
     try:
         writer = ScaleWriter(dest, mip, box, spool)
         want = writer.spec.get("data_encoding", "raw")
@@ -227,7 +231,7 @@ def _copy_chunk_payloads(src: CloudVolume, dest: CloudVolume, mip: int, box: Bbo
             jobs = []
             for code, chunk_box in zip(codes, boxes):
                 path = f"{key}/{chunk_box.to_filename()}"
-                name = describe(src.meta.cloudpath, mip, path)
+                name = where + path
                 found = by_path[path]
                 if found.get("error"):
                     err = found["error"]
