@@ -28,6 +28,7 @@ from cloudfiles.compression import compress as cf_compress
 from cloudvolume.datasource.precomputed.common import compressed_morton_code
 from cloudvolume.lib import Vec
 
+from igneous.atomic import atomic_write, remove_stale_partials
 from igneous.errors import InvalidParameterError
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "spool_allowance",
     "ShardWriter",
     "put_shard",
+    "shard_payloads",
 ]
 
 SHARD_TYPE = "neuroglancer_uint64_sharded_v1"
@@ -217,25 +219,62 @@ class ShardWriter:
         return index.nbytes + position
 
 
+def shard_payloads(data, spec: dict, name: str):
+    """Yield ``(code, payload)`` for every chunk of the shard file ``data`` (payloads still
+    data-encoded), checking the structure as it goes: the fixed index, every minishard index
+    and every payload's byte range must lie inside the file and decode. Raises
+    ``igneous.integrity.CorruptChunkError`` naming ``name`` otherwise (a truncated or damaged
+    shard). The payloads themselves are the caller's to check."""
+    from igneous.integrity import CorruptChunkError
+
+    index_length = 16 * 2 ** int(spec["minishard_bits"])
+    size = len(data)
+    if size < index_length:
+        raise CorruptChunkError(f"{name}: {size} bytes, shorter than its {index_length}-byte index")
+    index = np.frombuffer(bytes(data[:index_length]), dtype="<u8").reshape(-1, 2).astype(np.int64) + index_length
+    gzip_index = spec.get("minishard_index_encoding", "raw") == "gzip"
+    for mno, (start, end) in enumerate(index.tolist()):
+        if start == end:
+            continue
+        if not index_length <= start < end <= size:
+            raise CorruptChunkError(f"{name}: minishard {mno} index at bytes {start}-{end} is outside the file ({size} bytes)")
+        table = bytes(data[start:end])
+        if gzip_index:
+            import deflate
+
+            try:
+                table = bytes(deflate.gzip_decompress(table))
+            except Exception as err:
+                raise CorruptChunkError(f"{name}: minishard {mno} index does not decompress ({err})") from err
+        if len(table) % 24:
+            raise CorruptChunkError(f"{name}: minishard {mno} index has {len(table)} bytes, not a multiple of 24")
+        rows = np.frombuffer(table, dtype="<u8").reshape(3, -1)
+        codes = np.cumsum(rows[0], dtype=np.uint64)
+        sizes = rows[2].astype(np.int64)
+        offsets = np.cumsum(rows[1].astype(np.int64)) + index_length
+        offsets[1:] += np.cumsum(sizes[:-1])
+        if len(rows[0]) and (offsets.min() < index_length or (offsets + sizes).max() > size or sizes.min() < 0):
+            raise CorruptChunkError(f"{name}: minishard {mno} points outside the file ({size} bytes)")
+        for code, offset, length in zip(codes.tolist(), offsets.tolist(), sizes.tolist()):
+            yield code, data[offset : offset + length]
+
+
 def put_shard(layer_path: str, key: str, spec: dict, number: int, spool: Spool, group, codes, scratch_dir=None) -> str:
     """Assemble and upload one shard file; returns its name. Never compresses the file itself:
-    readers fetch byte ranges of it. Local layers get the file written in place (renamed into
-    view when complete); remote ones get it streamed from a scratch file."""
+    readers fetch byte ranges of it. Local layers get the file written next to its final name
+    and renamed into view when complete (``igneous.atomic``: a killed writer's leftover is
+    taken over by the rerun); remote ones get it streamed from a scratch file."""
     name = shard_filename(number, spec)
     where = cfpaths.extract(layer_path)
     if where.protocol == "file":
-        directory = os.path.join(where.path, key)
-        os.makedirs(directory, exist_ok=True)
-        final = os.path.join(directory, name)
-        partial = f"{final}.{os.getpid()}.partial"
-        try:
-            with open(partial, "wb") as out:
+        final = os.path.join(where.path, key, name)
+
+        def fill(fd: int) -> None:
+            with os.fdopen(fd, "wb", closefd=False) as out:
                 ShardWriter(spec).write(spool, group, codes, out)
-            os.replace(partial, final)
-        except BaseException:
-            if os.path.exists(partial):
-                os.unlink(partial)
-            raise
+
+        atomic_write(final, fill)
+        remove_stale_partials(final)  # a killed private writer's (or an earlier version's) leftover
         return name
     cf = CloudFiles(layer_path, progress=False)
     with tempfile.TemporaryFile(dir=scratch_dir or spool.scratch_dir) as out:

@@ -17,6 +17,7 @@ from cloudvolume.lib import Bbox
 
 from igneous.errors import InvalidParameterError
 from igneous.queues import normalize_queue_path, submit_tasks
+from igneous.remote import explain
 from igneous.volumes import normalize_encoding, open_volume
 
 __all__ = [
@@ -45,8 +46,15 @@ class IgneousGroup(click.Group):
             return super().invoke(ctx)
         except InvalidParameterError as err:
             raise click.UsageError(_one_line(err)) from None
-        except OSError as err:
-            raise click.UsageError(f"{type(err).__name__}: {_one_line(err)}") from None
+        except click.ClickException:
+            raise
+        except Exception as err:  # missing or refused credentials, an unreachable endpoint, an OS error
+            reason = explain(err)
+            if reason is not None:
+                raise click.UsageError(_one_line(reason)) from None
+            if isinstance(err, OSError):
+                raise click.UsageError(f"{type(err).__name__}: {_one_line(err)}") from None
+            raise
 
 
 class TaskFailed(click.ClickException):
@@ -105,6 +113,8 @@ def enqueue_tasks(ctx: click.Context, queue: str | None, tasks: Iterable) -> int
     except InvalidParameterError:
         raise
     except Exception as err:  # a task failed: report it in one line, no traceback
+        if explain(err) is not None:
+            raise  # credentials or connection: the root group says it in one line, exit 2
         raise TaskFailed(err) from err
 
 

@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 import click
 
 from igneous.errors import InvalidParameterError
-from igneous.queues.paths import check_insertable
+from igneous.queues.submit import check_queue_for_insertion
 from igneous.types import DownsampleMethods
 from igneous.volumes import normalize_encoding, normalize_layer_path
 
@@ -217,7 +217,7 @@ def _insertable_queue(ctx, param, value):
     if value is None:
         return None
     try:
-        return check_insertable(value)
+        return check_queue_for_insertion(value)
     except InvalidParameterError as err:
         raise click.BadParameter(str(err), ctx=ctx, param=param) from None
 

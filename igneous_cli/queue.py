@@ -10,7 +10,7 @@ import time
 import click
 
 from igneous.queues import manage
-from igneous.queues.worker import WorkerOptions
+from igneous.queues.worker import MIN_LEASE_SECONDS, WorkerOptions
 from igneous.queues.worker import execute as run_workers
 from igneous_cli.common import configure_logging, get_parallel, normalize_path
 
@@ -29,10 +29,11 @@ __all__ = ["execute", "queue", "natural_time_delta"]
 @click.option(
     "--lease-sec",
     default=600,
-    type=int,
+    type=click.IntRange(min=MIN_LEASE_SECONDS),
     envvar="LEASE_SECONDS",
     show_default=True,
-    help="Seconds a task stays leased to this worker (env LEASE_SECONDS); renewed while it runs.",
+    help=f"Seconds a task stays leased to this worker (env LEASE_SECONDS; at least {MIN_LEASE_SECONDS}); "
+    "renewed while it runs.",
 )
 @click.option("--tally/--no-tally", default=True, show_default=True, help="Count completed tasks (fq:// only).")
 @click.option(
@@ -78,9 +79,12 @@ def execute(
     """Run tasks from QUEUE (sqs://NAME, fq://PATH or a directory) with -p worker processes.
 
     A failing task is retried with a back-off; after --max-attempts it is dead-lettered
-    with its error (see `igneous queue dead`). Exit codes: 0 the queue was drained;
-    1 tasks failed; 3 a worker process died; 4 stopped by -n/--min-sec; 5 stopped by a
-    signal (the current task was finished or released).
+    with its error (see `igneous queue dead`); a message that names no known task is
+    dead-lettered on its first lease. QUEUE must exist (a mistyped path is refused).
+    Exit codes: 0 did what was asked (-x: the queue was drained; -n/--min-sec: the limit
+    was reached) and nothing failed; 1 tasks failed; 2 bad options, or the queue is
+    missing or unreachable; 3 a worker process died; 5 stopped by a signal (the current
+    task was finished or released).
     """
     configure_logging(ctx, logging.WARNING if quiet else logging.INFO)
     opts = WorkerOptions(
@@ -204,8 +208,7 @@ def dead(path: str, requeue: bool, aws_region: str) -> None:
         return
     records = manage.dead_letters(path, aws_region)
     for rec in records:
-        payload = rec["task"].get("payload", rec["task"])
-        name = payload[0][1] if isinstance(payload, list) else payload.get("class", "?")
+        name = manage.task_name(rec.get("task"))
         click.echo(f"{rec['id']}  {name}  attempts={rec.get('attempts')}  error={rec.get('error')}")
     click.echo(f"{len(records)} dead-lettered task(s)")
 

@@ -19,14 +19,13 @@ import os
 import random
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
-from taskqueue import TaskQueue
-from taskqueue.file_queue_api import FileQueueAPI
+from taskqueue.file_queue_api import FileQueueAPI, idfn, nowfn, set_timestamp, write_lock_file
 from taskqueue.queueables import totask
 
 from igneous.queues.fileq import insert_file_queue
-from igneous.queues.paths import normalize_queue_path
+from igneous.queues.paths import check_file_queue, normalize_queue_path
 
 __all__ = ["Lease", "FileBackend", "SqsBackend", "open_backend", "DEAD_LETTER_SUFFIX"]
 
@@ -50,16 +49,30 @@ class Lease:
 
 
 def _safe_totask(message: dict):
+    """The task a message names, or ``(None, reason)``: a message this worker cannot run (not a
+    task, an unregistered function or class) is dead-lettered on its first lease."""
+    from taskqueue.queueablefns import REGISTRY
+
     try:
-        return totask(message), None
-    except BaseException as err:  # an unknown task name must not kill the worker
+        task = totask(message)
+    except BaseException as err:  # UnregisteredFunctionError is a BaseException
+        if isinstance(err, (KeyboardInterrupt, SystemExit)):
+            raise
         return None, f"{type(err).__name__}: {err}"
+    key = getattr(task, "key", None)
+    if key is not None and tuple(key) not in REGISTRY:  # FunctionTask looks its function up only when run
+        return None, (
+            f"UnregisteredFunctionError: {tuple(key)} is not a registered task (a typo, or a module "
+            "missing from IGNEOUS_TASK_MODULES)"
+        )
+    return task, None
 
 
 class FileBackend:
     """A directory queue (fq://) shared by workers on a POSIX filesystem."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, create: bool = False):
+        check_file_queue(path, create=create)
         self.path = path
         self.api = FileQueueAPI(path)
         for sub in ("attempts", "errors", "dead"):
@@ -67,18 +80,21 @@ class FileBackend:
 
     # -- leasing -------------------------------------------------------------
     def lease(self, seconds: int, wait_sec: float = 0) -> Optional[Lease]:
-        message = self._lease_one(int(seconds))
-        if message is None:
+        found = self._lease_one(int(seconds))
+        if found is None:
             return None
-        ident = message["id"]
+        ident, message, error = found
         with open(os.path.join(self.path, "attempts", ident), "ab") as f:
             f.write(b"1")
             f.flush()
             attempts = f.tell()
-        task, error = _safe_totask(dict(message))
+        if error is None:
+            task, error = _safe_totask(dict(message))
+        else:
+            task = None
         return Lease(task=task, id=ident, attempts=attempts, message=message, error=error)
 
-    def _lease_one(self, seconds: int) -> Optional[dict]:
+    def _lease_one(self, seconds: int) -> Optional[Tuple[str, dict, Optional[str]]]:
         """Lease one available message: like FileQueueAPI.lease, but it stops reading the
         directory at the first few available names instead of sorting through 250 per lease."""
         now = int(time.time())
@@ -91,13 +107,43 @@ class FileBackend:
                         break
         random.shuffle(candidates)  # workers that read the same directory spread out
         for name in candidates:
+            ident = name.split("--", 1)[1][: -len(".json")] if name.endswith(".json") else name.split("--", 1)[1]
             try:
-                message = self.api._lease_filename(name, seconds)  # the atomic rename + journal
+                leased = self._lease_filename(name, seconds)
             except OSError:
                 continue
-            if message is not None:
-                return message
+            if leased is None:
+                continue
+            try:
+                message = json.loads(leased)
+            except ValueError as err:  # leased, but not JSON: hand it over to be dead-lettered
+                body = leased.decode("utf-8", errors="replace")[:65536]
+                return ident, {"body": body, "id": ident}, f"not a JSON task message: {err}"
+            if not isinstance(message, dict) or "id" not in message:
+                body = message if isinstance(message, (str, list)) else json.dumps(message)
+                return ident, {"body": body, "id": ident}, "not a task message (a JSON object with payload and id)"
+            return message["id"], message, None
         return None
+
+    def _lease_filename(self, name: str, seconds: int) -> Optional[bytes]:
+        """Lease the message file ``name`` (rename it to its lease end, journal the rename)
+        and return its bytes; None if another worker got it first. task-queue's version
+        retries a message that does not parse by renaming the original name again, which is
+        gone, so it reports "taken" and leaves the message leased for ever."""
+        new_name = set_timestamp(name, nowfn() + int(seconds))
+        new_path = os.path.join(self.api.queue_path, new_name)
+        journal = write_lock_file(open(os.path.join(self.api.movement_path, idfn(new_name)), "a"))
+        try:
+            try:
+                os.rename(os.path.join(self.api.queue_path, name), new_path)
+            except FileNotFoundError:
+                return None
+            journal.write(new_name + "\n")
+            journal.flush()
+        finally:
+            journal.close()  # unlocks
+        with open(new_path, "rb") as f:
+            return f.read()
 
     def renew(self, lease: Lease, seconds: int) -> None:
         self.api.renew_lease(lease.id, int(seconds))
@@ -144,8 +190,9 @@ class FileBackend:
         return out
 
     def requeue_dead(self) -> int:
-        """Put every dead-lettered task back with a fresh attempt count."""
-        records = self.dead_letters()
+        """Put every dead-lettered task back with a fresh attempt count. Messages that were
+        not tasks at all (kept as ``body``) stay dead: no worker could run them."""
+        records = [r for r in self.dead_letters() if isinstance(r.get("task"), dict) and "payload" in r["task"]]
         insert_file_queue(self.path, [r["task"]["payload"] for r in records], threads=1)
         for r in records:
             os.remove(os.path.join(self.path, "dead", f"{r['id']}.json"))
@@ -186,23 +233,38 @@ class FileBackend:
         return self.api.is_empty()
 
 
+class _SqsQueue:
+    """The queue URL and its approximate counts (what task-queue's AWS API gave us)."""
+
+    def __init__(self, sqs, qurl: str):
+        self.sqs, self.qurl = sqs, qurl
+
+    def status(self) -> Dict[str, str]:
+        return self.sqs.get_queue_attributes(
+            QueueUrl=self.qurl,
+            AttributeNames=[
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed",
+            ],
+        )["Attributes"]
+
+    @property
+    def enqueued(self) -> int:
+        return sum(int(v) for v in self.status().values())
+
+
 class SqsBackend:
     """An AWS SQS queue (or any endpoint set by the standard AWS environment variables:
     ``AWS_ENDPOINT_URL``/``AWS_ENDPOINT_URL_SQS``, or ``SQS_ENDPOINT_URL``, SPEC §1.1)."""
 
     def __init__(self, qurl: str, region_name: Optional[str] = None):
-        from botocore.config import Config
+        from igneous.remote import resolve_sqs, sqs_client
 
-        kwargs: Dict[str, Any] = {"region_name": region_name} if region_name else {}
-        endpoint = os.environ.get("SQS_ENDPOINT_URL")
-        if endpoint:
-            kwargs["endpoint_url"] = endpoint
-        # throttling and transient errors: boto3's "standard" retries (exponential back-off)
-        kwargs["config"] = Config(retries={"mode": "standard", "max_attempts": 10})
-        self.tq = TaskQueue(qurl, progress=False, **kwargs)
-        self.api = self.tq.api
-        self.sqs = self.api.sqs
-        self.name = qurl[len("sqs://") :] if qurl.startswith("sqs://") else qurl.rsplit("/", 1)[-1]
+        # found in seconds or refused in one line (no credentials, unreachable, no such queue)
+        self.name, url = resolve_sqs(qurl, region_name)
+        self.sqs = sqs_client(region_name)
+        self.api = _SqsQueue(self.sqs, url)
         self._dead_url: Optional[str] = None
 
     def lease(self, seconds: int, wait_sec: float = 0) -> Optional[Lease]:
@@ -361,6 +423,7 @@ class SqsBackend:
 
 
 def open_backend(queue: str, region_name: Optional[str] = None):
+    """The backend of an existing queue (a missing one is refused: only insertion creates queues)."""
     path = normalize_queue_path(queue)
     if path.startswith("fq://"):
         return FileBackend(path[len("fq://") :])

@@ -10,7 +10,8 @@ from taskqueue.taskqueue import QueueEmptyError
 
 from igneous.errors import InvalidParameterError
 from igneous.queues.backends import open_backend
-from igneous.queues.paths import normalize_queue_path
+from igneous.queues.paths import check_file_queue, normalize_queue_path
+from igneous.remote import resolve_sqs
 
 __all__ = [
     "counts",
@@ -22,6 +23,7 @@ __all__ = [
     "move_tasks",
     "dead_letters",
     "requeue_dead",
+    "task_name",
 ]
 
 
@@ -41,8 +43,16 @@ def wait_until_empty(
         sleep(rate)
 
 
-def _tq(queue: str) -> TaskQueue:
-    return TaskQueue(normalize_queue_path(queue), progress=False)
+def _tq(queue: str, create: bool = False, region_name: Optional[str] = None) -> TaskQueue:
+    """task-queue's handle on ``queue``, after checking it is there. task-queue creates a file
+    queue wherever it is pointed, so a mistyped path would become a new, empty, "healthy"
+    queue: only commands that insert tasks may create one (``create=True``)."""
+    path = normalize_queue_path(queue)
+    if path.startswith("fq://"):
+        check_file_queue(path[len("fq://") :], create=create)
+    elif path.startswith("sqs://") or "sqs." in path:
+        resolve_sqs(path, region_name)  # seconds, one line: no credentials, unreachable, absent
+    return TaskQueue(path, progress=False)
 
 
 def release_all(queue: str) -> None:
@@ -65,12 +75,14 @@ def copy_tasks(src: str, dest: str) -> int:
     src = normalize_queue_path(src)
     if not src.startswith("fq://"):
         raise InvalidParameterError("queue cp reads an fq:// source; SQS cannot be listed without leasing (use mv)")
-    return _tq(dest).insert(_tq(src).tasks())
+    source = _tq(src)
+    return _tq(dest, create=True).insert(source.tasks())
 
 
 def move_tasks(src: str, dest: str, batch: int = 10, lease_seconds: int = 10) -> int:
     """Lease tasks from ``src`` ``batch`` at a time, insert them into ``dest``, delete them from ``src``."""
-    source, target = _tq(src), _tq(dest)
+    source = _tq(src)
+    target = _tq(dest, create=True)
     moved = 0
     while True:
         try:
@@ -86,6 +98,17 @@ def move_tasks(src: str, dest: str, batch: int = 10, lease_seconds: int = 10) ->
 
 def dead_letters(queue: str, region_name: Optional[str] = None) -> list:
     return open_backend(queue, region_name).dead_letters()
+
+
+def task_name(task) -> str:
+    """The task a stored message names (class or function), ``"?"`` for anything else (a
+    dead letter can hold a message that was never a task: a string, a foreign body)."""
+    payload = task.get("payload", task) if isinstance(task, dict) else task
+    if isinstance(payload, list) and payload and isinstance(payload[0], (list, tuple)) and len(payload[0]) == 2:
+        return str(payload[0][1])
+    if isinstance(payload, dict) and "class" in payload:
+        return str(payload["class"])
+    return "?"
 
 
 def requeue_dead(queue: str, region_name: Optional[str] = None) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["normalize_queue_path", "check_insertable", "is_file_queue"]
+__all__ = ["normalize_queue_path", "check_file_queue", "is_file_queue"]
 
 QUEUE_PROTOCOLS = ("fq://", "sqs://", "pubsub://", "https://", "http://")
 
@@ -24,45 +24,26 @@ def normalize_queue_path(queue: str) -> str:
 
 
 def is_file_queue(directory: str) -> bool:
-    """True when ``directory`` holds a python-task-queue FileQueue (its ``queue/`` folder)."""
+    """A directory task-queue's FileQueue made (it has a ``queue/`` directory of messages)."""
     return os.path.isdir(os.path.join(directory, "queue"))
 
 
-def check_insertable(queue: str, region_name=None) -> str:
-    """The normalized queue, once it is known that tasks can be inserted into it.
-
-    Called before a planner writes anything (two-phase planning): an fq:// path must be a
-    queue, an empty or new directory whose parent is writable — never a file, a layer or
-    another non-empty directory; an sqs:// queue must answer. Only inserting commands may
-    create a queue.
-    """
+def check_file_queue(directory: str, create: bool = False) -> None:
+    """Refuse (``InvalidParameterError``, one line) a file-queue location that a command must
+    not use. Only commands that insert tasks may create a queue (``create=True``): the others
+    need an existing queue, so a mistyped path is an error, not a new empty queue. Nothing may
+    turn a file, or a directory that holds something else (a layer), into a queue."""
     from igneous.errors import InvalidParameterError
 
-    path = normalize_queue_path(queue)
-    if path.startswith("fq://"):
-        directory = path[len("fq://") :]
-        if os.path.isfile(directory):
-            raise InvalidParameterError(f"queue {queue} is a file; give a directory (a new one is created)")
-        if os.path.isdir(directory):
-            if not is_file_queue(directory) and os.listdir(directory):
-                what = "a layer" if os.path.exists(os.path.join(directory, "info")) else "a non-empty directory"
-                raise InvalidParameterError(f"queue {queue} is {what}, not a queue; give a new or empty directory")
-            if not os.access(directory, os.W_OK | os.X_OK):
-                raise InvalidParameterError(f"queue {queue} is not writable")
-            return path
-        parent = os.path.dirname(directory.rstrip("/")) or "/"
-        while not os.path.exists(parent):
-            parent = os.path.dirname(parent.rstrip("/")) or "/"
-        if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
-            raise InvalidParameterError(f"queue {queue} cannot be created: {parent} is not a writable directory")
-        return path
-    from igneous.queues.backends import open_backend
-
-    try:
-        open_backend(path, region_name)
-    except InvalidParameterError:
-        raise
-    except Exception as err:
-        raise InvalidParameterError(f"queue {queue} cannot be reached: {type(err).__name__}: {err}") from None
-    return path
-
+    if os.path.isfile(directory):
+        raise InvalidParameterError(f"queue {directory} is a file, not a queue directory")
+    if is_file_queue(directory):
+        return
+    if not os.path.exists(directory):
+        if create:
+            return
+        raise InvalidParameterError(
+            f"no queue at {directory} (only commands that insert tasks create a queue; check the path)"
+        )
+    if os.listdir(directory) or not create:
+        raise InvalidParameterError(f"{directory} is a directory but not a task queue (it has no queue/ directory)")

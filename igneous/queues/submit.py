@@ -5,17 +5,20 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import multiprocessing as mp
+import os
 from typing import Iterable, Optional
 
 from taskqueue import LocalTaskQueue, TaskQueue
 from taskqueue.queueables import totask
 from tqdm import tqdm
 
+from igneous.errors import InvalidParameterError
 from igneous.queues.fileq import insert_file_queue
-from igneous.queues.paths import normalize_queue_path
+from igneous.queues.paths import check_file_queue, normalize_queue_path
 from igneous.queues.payloads import payloads
+from igneous.remote import resolve_sqs
 
-__all__ = ["submit_tasks", "run_in_process", "execute_payload"]
+__all__ = ["submit_tasks", "run_in_process", "execute_payload", "check_queue_for_insertion"]
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +38,35 @@ def submit_tasks(tasks: Iterable, queue: Optional[str] = None, parallel: int = 1
     if queue is None:
         return run_in_process(tasks, parallel=parallel, progress=progress)
     queue = normalize_queue_path(queue)
+    check_queue_for_insertion(queue)
     if queue.startswith("fq://"):
         return insert_file_queue(queue[len("fq://") :], payloads(tasks))
     tq = TaskQueue(queue, progress=progress)
     bodies = ({"payload": p} for p in payloads(tasks))
     return tq.insert(bodies, parallel=1, total=_count(tasks))
+
+
+def check_queue_for_insertion(queue: str, region_name: Optional[str] = None) -> str:
+    """The normalized queue, once it is known that tasks can be inserted into it.
+
+    Called while the command line is parsed, before a planner writes anything (two-phase
+    planning). Refuses, in one line and within seconds, a path that is a file or a directory
+    holding something else (a layer), a new queue whose parent is not writable, and an SQS
+    queue that does not exist, is unreachable or has no credentials. Only inserting commands
+    may create a (file) queue.
+    """
+    queue = normalize_queue_path(queue)
+    if queue.startswith("fq://"):
+        directory = queue[len("fq://") :]
+        check_file_queue(directory, create=True)
+        probe = directory.rstrip("/") or "/"
+        while not os.path.exists(probe):
+            probe = os.path.dirname(probe) or "/"
+        if not os.path.isdir(probe) or not os.access(probe, os.W_OK | os.X_OK):
+            raise InvalidParameterError(f"queue {directory} cannot be written: {probe} is not a writable directory")
+    elif queue.startswith("sqs://") or "sqs." in queue:
+        resolve_sqs(queue, region_name)
+    return queue
 
 
 def execute_payload(payload) -> None:

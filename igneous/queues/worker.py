@@ -26,18 +26,27 @@ import traceback
 from dataclasses import dataclass
 from typing import List, Optional
 
+from taskqueue.queueablefns import UnregisteredFunctionError
+
+from igneous.errors import InvalidParameterError
 from igneous.queues.backends import Lease, open_backend
 
-__all__ = ["ExitCode", "WorkerOptions", "WorkerReport", "LeaseKeeper", "execute", "work"]
+__all__ = ["ExitCode", "WorkerOptions", "WorkerReport", "LeaseKeeper", "MIN_LEASE_SECONDS", "execute", "work"]
 
 log = logging.getLogger(__name__)
 
 
+# Leases are renewed every half lease and fq:// stores lease ends in whole seconds: below
+# this a running task's lease can lapse between renewals and a second worker runs it too.
+MIN_LEASE_SECONDS = 2
+
+
 class ExitCode(enum.IntEnum):
-    DRAINED = 0  # -x and the queue is empty, nothing failed
+    OK = 0  # did what was asked: -x and the queue is empty, or -n / --min-sec reached; nothing failed
+    DRAINED = 0  # alias of OK
+    STOPPED_BY_LIMIT = 0  # alias of OK: `igneous execute -n 100 q && next` must go on
     TASKS_FAILED = 1  # a task was dead-lettered (or failed and is waiting for a retry) on our watch
     CRASHED = 3  # a worker process died (signal, OOM kill, ...)
-    STOPPED_BY_LIMIT = 4  # -n or --min-sec reached
     STOPPED_BY_SIGNAL = 5  # SIGTERM/SIGINT: the current task was finished or released
 
 
@@ -59,6 +68,7 @@ class WorkerOptions:
 @dataclass
 class WorkerReport:
     executed: int = 0
+    attempted: int = 0  # leases handled: run, failed or dead-lettered
     failed: int = 0
     dead_lettered: int = 0
     stop: str = "drained"
@@ -66,9 +76,7 @@ class WorkerReport:
     def exit_code(self) -> ExitCode:
         if self.dead_lettered or (self.failed and self.stop != "drained"):
             return ExitCode.TASKS_FAILED
-        return {"signal": ExitCode.STOPPED_BY_SIGNAL, "limit": ExitCode.STOPPED_BY_LIMIT}.get(
-            self.stop, ExitCode.DRAINED
-        )
+        return ExitCode.STOPPED_BY_SIGNAL if self.stop == "signal" else ExitCode.OK
 
 
 class StopNow(BaseException):
@@ -173,6 +181,7 @@ def _run(
     backend, lease: Lease, opts: WorkerOptions, report: WorkerReport, signals: _Signals, keeper: LeaseKeeper
 ) -> None:
     t0 = time.monotonic()
+    report.attempted += 1
     if lease.attempts > opts.max_attempts:
         error = backend.last_error(lease.id) or (
             f"leased {lease.attempts - 1} times without finishing (its workers died while running it?)"
@@ -181,23 +190,29 @@ def _run(
         report.dead_lettered += 1
         _log_task(lease, 0, "dead_lettered", error)
         return
-    error = lease.error
-    if error is None:
-        try:
-            signals.in_task = True
-            with keeper.holding(lease):
-                lease.task.execute()
-        except StopNow:
-            backend.release(lease, 0)
-            _log_task(lease, time.monotonic() - t0, "released", "stopped by signal before finishing")
-            report.stop = "signal"
-            return
-        except Exception as err:  # a task's failure must not stop the worker
-            error = f"{type(err).__name__}: {err}"
-            log.debug("%s", traceback.format_exc())
-        finally:
-            signals.in_task = False
-            signal.alarm(0)
+    if lease.error is not None:  # not a task this worker can run: no retry would change that
+        backend.record_error(lease.id, lease.error)
+        backend.dead_letter(lease, lease.error)
+        report.failed += 1
+        report.dead_lettered += 1
+        _log_task(lease, 0, "dead_lettered", lease.error)
+        return
+    error = None
+    try:
+        signals.in_task = True
+        with keeper.holding(lease):
+            lease.task.execute()
+    except StopNow:
+        backend.release(lease, 0)
+        _log_task(lease, time.monotonic() - t0, "released", "stopped by signal before finishing")
+        report.stop = "signal"
+        return
+    except (Exception, UnregisteredFunctionError) as err:  # a task's failure must not stop the worker
+        error = f"{type(err).__name__}: {err}"
+        log.debug("%s", traceback.format_exc())
+    finally:
+        signals.in_task = False
+        signal.alarm(0)
     seconds = time.monotonic() - t0
     if error is None:
         backend.delete(lease, tally=opts.tally)
@@ -216,10 +231,9 @@ def _run(
 
 
 def _limit_reached(opts: WorkerOptions, report: WorkerReport, started: float) -> bool:
-    attempted = report.executed + report.failed + report.dead_lettered
-    if opts.num_tasks >= 0 and attempted >= opts.num_tasks:
+    if opts.num_tasks >= 0 and report.attempted >= opts.num_tasks:
         return True
-    if opts.min_sec == 0 and attempted >= 1:
+    if opts.min_sec == 0:  # one lease attempt: the task it found, or none when the queue is empty
         return True
     return opts.min_sec > 0 and time.monotonic() - started >= opts.min_sec
 
@@ -296,8 +310,24 @@ def _child(opts: WorkerOptions) -> None:
     sys.exit(int(work(opts).exit_code()))
 
 
+def check_options(opts: WorkerOptions) -> None:
+    """Refuse options that would run a task twice or never stop (``InvalidParameterError``)."""
+    if int(opts.lease_seconds) < MIN_LEASE_SECONDS:
+        raise InvalidParameterError(
+            f"--lease-sec must be at least {MIN_LEASE_SECONDS} seconds; got {opts.lease_seconds}"
+        )
+    if opts.max_attempts < 1:
+        raise InvalidParameterError(f"--max-attempts must be at least 1; got {opts.max_attempts}")
+
+
 def execute(opts: WorkerOptions, parallel: int = 1) -> ExitCode:
-    """Run ``parallel`` worker loops (supervised processes when > 1); return the combined exit code."""
+    """Run ``parallel`` worker loops (supervised processes when > 1); return the combined exit code.
+
+    The options and the queue are checked here, once, before any worker starts: a mistyped
+    queue, missing credentials or an unreachable endpoint raise ``InvalidParameterError``
+    (one line) instead of starting workers that fail or hang."""
+    check_options(opts)
+    open_backend(opts.queue, opts.aws_region)
     if parallel <= 1:
         return work(opts).exit_code()
     return _Supervisor(opts, parallel).run()
@@ -338,7 +368,7 @@ class _Supervisor:
                         continue
                     self.procs.remove(proc)
                     code = proc.exitcode
-                    if code in (0, 1, 4, 5):
+                    if code in (ExitCode.OK, ExitCode.TASKS_FAILED, ExitCode.STOPPED_BY_SIGNAL):
                         codes.append(code)
                         continue
                     self.crashes += 1
@@ -351,7 +381,7 @@ class _Supervisor:
                 signal.signal(sig, handler)
         if self.crashes:
             return ExitCode.CRASHED
-        for code in (ExitCode.TASKS_FAILED, ExitCode.STOPPED_BY_SIGNAL, ExitCode.STOPPED_BY_LIMIT):
+        for code in (ExitCode.TASKS_FAILED, ExitCode.STOPPED_BY_SIGNAL):
             if code in codes:
                 return code
-        return ExitCode.DRAINED
+        return ExitCode.OK

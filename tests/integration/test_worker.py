@@ -78,7 +78,7 @@ def test_lease_keeper_holds_a_task_beyond_its_lease(tmp_path):
     from igneous.queues.backends import FileBackend
     from igneous.queues.worker import LeaseKeeper
 
-    backend = FileBackend(str(tmp_path / "q"))
+    backend = FileBackend(str(tmp_path / "q"), create=True)
     TaskQueue(f"fq://{tmp_path / 'q'}", progress=False).insert(
         [
             {

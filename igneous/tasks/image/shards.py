@@ -10,15 +10,23 @@ last chunk is encoded.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import logging
+import mmap
+import os
+import tempfile
 from typing import Dict, List
 
 import numpy as np
 from cloudfiles import CloudFiles
-from cloudvolume import CloudVolume, EmptyVolumeException
+from cloudfiles import paths as cfpaths
+from cloudvolume import CloudVolume
 from cloudvolume import chunks as cv_chunks
+from cloudvolume.datasource.precomputed.common import morton_code_to_gridpt
 from cloudvolume.lib import Bbox, Vec
 
+from igneous.atomic import copy_file
+from igneous.integrity import CorruptChunkError, MissingChunkError, check_payload, describe
 from igneous.ops.downsample import pyramid, resolve_method
 from igneous.shards import (
     Spool,
@@ -28,6 +36,7 @@ from igneous.shards import (
     image_shard_shape_from_spec,
     put_shard,
     shard_filename,
+    shard_payloads,
     spool_allowance,
 )
 from igneous.tasks.image.common import level_box, source_volume, task_box
@@ -169,13 +178,41 @@ def _same_chunk_files(src: CloudVolume, dest: CloudVolume, mip: int) -> bool:
     )
 
 
+def payload_checker(vol: CloudVolume, mip: int):
+    """``check(content, compress, box, name)``: proves one chunk file of ``vol`` at ``mip``
+    whole before it is copied without decoding (``igneous.integrity.check_payload``)."""
+    encoding = vol.meta.encoding(mip)
+    bpv = np.dtype(vol.dtype).itemsize * vol.num_channels
+    block_size = vol.meta.compressed_segmentation_block_size(mip) or (8, 8, 8)
+
+    def check(content, compress, box: Bbox, name: str) -> None:
+        # per chunk of a fast copy: python ints, and a decoder only where one is needed
+        sx, sy, sz = (box.maxpt - box.minpt).tolist()
+        decode = None
+        if encoding != "raw" and not compress:
+
+            def decode(payload):
+                cv_chunks.decode(
+                    payload, encoding, shape=(sx, sy, sz, vol.num_channels), dtype=vol.dtype, block_size=block_size
+                )
+
+        check_payload(content, compress, encoding, sx * sy * sz * bpv, name, decode=decode)
+
+    return check
+
+
 def _copy_chunk_payloads(src: CloudVolume, dest: CloudVolume, mip: int, box: Bbox, chunk_z: int, fill_missing: bool):
     """Fast path: move chunk files into the shard without decoding them. A gzip chunk file is
-    already a gzip data_encoding payload; anything else is re-compressed as the spec says."""
+    already a gzip data_encoding payload; anything else is re-compressed as the spec says.
+    Each file is proven whole first (a damaged one fails the task, named, even with
+    ``fill_missing``); an uncompressed 0-byte file is CloudVolume's placeholder for a missing
+    chunk and is treated as missing."""
     from cloudfiles.compression import decompress
 
     bpv = np.dtype(dest.dtype).itemsize * dest.num_channels
     spool = Spool(spool_allowance(int(box.size3().x * box.size3().y * chunk_z) * bpv))
+    check = payload_checker(src, mip)
+    where = describe(src.meta.cloudpath, mip, "")
     try:
         writer = ScaleWriter(dest, mip, box, spool)
         want = writer.spec.get("data_encoding", "raw")
@@ -193,26 +230,83 @@ def _copy_chunk_payloads(src: CloudVolume, dest: CloudVolume, mip: int, box: Bbo
             by_path = {f["path"]: f for f in files}
             jobs = []
             for code, chunk_box in zip(codes, boxes):
-                found = by_path[f"{key}/{chunk_box.to_filename()}"]
+                path = f"{key}/{chunk_box.to_filename()}"
+                name = where + path
+                found = by_path[path]
                 if found.get("error"):
-                    raise found["error"]
+                    err = found["error"]
+                    raise CorruptChunkError(f"{name} cannot be read: {type(err).__name__}: {err}") from err
                 content, compress = found["content"], found.get("compress")
-                if content is None:
+                if content is None or (len(content) == 0 and not compress):
                     if not fill_missing:
-                        raise EmptyVolumeException(f"{key}/{chunk_box.to_filename()}")
+                        raise MissingChunkError(f"{name} is missing")
                     shape = tuple(chunk_box.size3())
                     if shape not in background:
                         blank = np.zeros(shape + (dest.num_channels,), dtype=dest.dtype, order="F")
                         background[shape] = writer.encode(blank)
                     jobs.append((code, background[shape]))
-                elif want == "gzip" and compress == "gzip":
+                    continue
+                check(content, compress, chunk_box, name)
+                if want == "gzip" and compress == "gzip":
                     jobs.append((code, content))
                 else:
-                    jobs.append((code, encode_data(decompress(content, compress), want)))
+                    jobs.append((code, encode_data(decompress(content, compress, filename=name), want)))
             writer.collect(jobs)
         writer.check_done()
     finally:
         spool.close()
+
+
+def copy_verified_shard(src: CloudVolume, dest: CloudVolume, mip: int, name: str, scratch_dir=None) -> None:
+    """Copy the shard file ``name`` of ``src`` to ``dest`` (same layout) byte for byte, after
+    checking its indexes and every payload (``shards.shard_payloads`` and
+    :func:`payload_checker`): a damaged shard fails the task, named, and is never copied.
+
+    Never held in memory: a local source is memory-mapped, a remote one is streamed to a
+    scratch file first. A local destination is written atomically; a remote source and
+    destination on the same store are still copied object to object."""
+    src_dir = f"{src.meta.cloudpath.rstrip('/')}/{src.meta.key(mip)}"
+    dest_dir = f"{dest.meta.cloudpath.rstrip('/')}/{dest.meta.key(mip)}"
+    src_files = CloudFiles(src_dir, progress=False)
+    where = cfpaths.extract(src_dir)
+    with contextlib.ExitStack() as stack:
+        if where.protocol == "file":
+            local = os.path.join(where.path, name)
+        else:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(dir=scratch_dir))
+            src_files.transfer_to(f"file://{tmp}", paths=[name])
+            local = os.path.join(tmp, name)
+        _check_shard_file(src, mip, local, describe(src.meta.cloudpath, mip, f"{src.meta.key(mip)}/{name}"))
+        dest_where = cfpaths.extract(dest_dir)
+        if dest_where.protocol == "file":
+            copy_file(local, os.path.join(dest_where.path, name))
+        elif where.protocol != "file" and where.protocol == dest_where.protocol:
+            src_files.transfer_to(dest_dir, paths=[name])  # server side
+        else:
+            with open(local, "rb") as f:
+                CloudFiles(dest_dir, progress=False).put(
+                    name, f, compress=None, raw=True, content_type="application/octet-stream", cache_control="no-cache"
+                )
+
+
+def _check_shard_file(vol: CloudVolume, mip: int, path: str, name: str) -> None:
+    spec = vol.info["scales"][mip]["sharding"]
+    data_encoding = spec.get("data_encoding", "raw")
+    check = payload_checker(vol, mip)
+    chunk = Vec(*vol.meta.chunk_size(mip))
+    origin = Vec(*vol.meta.voxel_offset(mip))
+    end = origin + Vec(*vol.meta.volume_size(mip))
+    grid = grid_size(vol.meta.volume_size(mip), chunk)
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            raise CorruptChunkError(f"{name} is empty (0 bytes)")
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            for code, payload in shard_payloads(data, spec, name):
+                gp = Vec(*morton_code_to_gridpt(code, grid))
+                lo = origin + gp * chunk
+                box = Bbox(lo, Vec(*np.minimum(lo + chunk, end)))
+                compress = None if data_encoding == "raw" else data_encoding
+                check(payload, compress, box, f"{name} chunk {box.to_filename()}")
 
 
 @queueable(WIRE)
@@ -246,8 +340,8 @@ def ImageShardTransferTask(
         codes = chunk_codes(first, grid_size(dest.meta.volume_size(mip), dest.meta.chunk_size(mip)))
         name = shard_filename(int(codes[0]) >> (spec["preshift_bits"] + spec["minishard_bits"]), spec)
         src_files = CloudFiles(f"{src.meta.cloudpath.rstrip('/')}/{src.meta.key(mip)}", progress=False)
-        if src_files.exists(name):  # copied file to file (or server side), never held in memory
-            src_files.transfer_to(f"{dest.meta.cloudpath.rstrip('/')}/{dest.meta.key(mip)}", paths=[name])
+        if src_files.exists(name):
+            copy_verified_shard(src, dest, mip, name)
             return
         if not fill_missing:
             raise ValueError(f"source shard {src.meta.key(mip)}/{name} is missing")
