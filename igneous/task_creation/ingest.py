@@ -36,8 +36,8 @@ from igneous.readers.images import SliceHeader
 from igneous.readers.stacks import ImageStack, discover_stack
 from igneous.task_creation.common import GridTasks, as_triple, prod, record_provenance, task_kwargs
 from igneous.task_creation.downsample import MEMORY_TARGET, check_memory_target
-from igneous.tasks.image.image import upload_all
 from igneous.tasks.image.ingest import ImageStackIngestTask
+from igneous.tasks.image.io import upload_all
 from igneous.volumes import check_encoding, normalize_compress, normalize_encoding, set_encoding
 
 __all__ = [

@@ -53,7 +53,7 @@ from igneous.tasks.image.ccl_layout import (
 )
 from igneous.tasks.image.ccl_relabel import clean_intermediate_files, create_relabeling
 from igneous.tasks.image.common import dest_volume, source_volume
-from igneous.tasks.image.image import upload_all
+from igneous.tasks.image.io import upload_all
 from igneous.tasks.registry import queueable
 
 __all__ = [

@@ -18,19 +18,12 @@ from taskqueue import RegisteredTask
 from igneous.ops.clahe import clahe_region, region_for_box, tile_size
 from igneous.ops.contrast import apply_lut, clip_values, histogram_levels, sample_patches, stretch_lut
 from igneous.tasks.image.common import dest_volume, source_volume, task_box
+from igneous.tasks.image.io import downsample_and_upload, read_box, upload_all
 from igneous.tasks.registry import queueable
 
 __all__ = ["LuminanceLevelsTask", "ContrastNormalizationTask", "CLAHETask", "levels_key", "load_levels"]
 
 log = logging.getLogger(__name__)
-
-
-def _image_ops():
-    # igneous.tasks.image.image re-exports CLAHETask (its wire module), so it imports this
-    # module at its end: import its helpers when a task runs, not at import time.
-    from igneous.tasks.image import image
-
-    return image
 
 
 def levels_key(mip: int, z: int) -> str:
@@ -105,8 +98,7 @@ class ContrastNormalizationTask(RegisteredTask):
         box = task_box(src, self.mip, self.shape, self.offset)
         if box.subvoxel():
             return
-        ops = _image_ops()
-        image = ops.read_box(src, box, self.mip)
+        image = read_box(src, box, self.mip)
         zs = range(int(box.minpt.z), int(box.maxpt.z))
         levels = load_levels(self.levels_path or self.src_path, self.mip, zs)
         for i, z in enumerate(zs):
@@ -116,7 +108,7 @@ class ContrastNormalizationTask(RegisteredTask):
             lut = stretch_lut(clip[0], clip[1], image.dtype, self.minval, self.maxval)
             image[:, :, i, :] = apply_lut(image[:, :, i, :], lut)
         dest_box = box + self.translate
-        ops.downsample_and_upload(image, dest_box, dest, self.shape, mip=self.mip)
+        downsample_and_upload(image, dest_box, dest, self.shape, mip=self.mip)
 
 
 @queueable("igneous.tasks.image.image")
@@ -140,8 +132,7 @@ def CLAHETask(src, dest, mip, fill_missing, shape, offset, clip_limit=40.0, tile
         (origin.x + lo[0], origin.y + lo[1], box.minpt.z),
         (origin.x + min(hi[0], int(size[0])), origin.y + min(hi[1], int(size[1])), box.maxpt.z),
     )
-    ops = _image_ops()
-    region = ops.read_box(srcvol, inside, mip)
+    region = read_box(srcvol, inside, mip)
     pad = (max(0, hi[0] - int(size[0])), max(0, hi[1] - int(size[1])))
     cut = box.minpt - inside.minpt
     out = np.empty(tuple(box.size3()) + (1,), dtype=srcvol.dtype, order="F")
@@ -149,4 +140,4 @@ def CLAHETask(src, dest, mip, fill_missing, shape, offset, clip_limit=40.0, tile
     for i in range(int(box.size3()[2])):
         result = clahe_region(region[:, :, i, 0], tile, clip_limit, pad)
         out[:, :, i, 0] = result[cut.x : cut.x + sx, cut.y : cut.y + sy]
-    ops.upload_all(destvol, [(out, box, mip)])
+    upload_all(destvol, [(out, box, mip)])

@@ -15,7 +15,7 @@ import numpy as np
 
 from igneous.readers.stacks import read_box
 from igneous.tasks.image.common import dest_volume, task_box
-from igneous.tasks.image.image import upload_all
+from igneous.tasks.image.io import upload_all
 from igneous.tasks.registry import queueable
 
 __all__ = ["ImageStackIngestTask"]

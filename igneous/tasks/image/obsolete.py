@@ -24,7 +24,7 @@ from taskqueue import RegisteredTask
 
 from igneous.ops import obsolete as ops
 from igneous.tasks.image.common import dest_volume, source_volume, task_box
-from igneous.tasks.image.image import downsample_and_upload, read_box
+from igneous.tasks.image.io import downsample_and_upload, read_box
 
 __all__ = [
     "WatershedRemapTask",

@@ -36,11 +36,13 @@ from igneous.shards import (
     image_shard_shape_from_spec,
     put_shard,
     shard_filename,
+    shard_number,
     shard_payloads,
     spool_allowance,
 )
 from igneous.tasks.image.common import level_box, source_volume, task_box
-from igneous.tasks.image.image import UPLOAD_THREADS, read_box
+from igneous.tasks.image.io import UPLOAD_THREADS, read_box
+from igneous.tasks.image.transcode import lossless_transcode, recompressor
 from igneous.tasks.registry import queueable
 from igneous.types import DownsampleMethods
 
@@ -67,8 +69,6 @@ class ScaleWriter:
         self.size = Vec(*meta.volume_size(mip))
         self.grid = grid_size(self.size, self.chunk)
         self.spool = spool
-        self.shift = int(self.spec["preshift_bits"]) + int(self.spec["minishard_bits"])
-        self.mask = (1 << int(self.spec["shard_bits"])) - 1
         check_owns_whole_shards(self.spec, box, self.size, self.chunk, self.origin, mip)
         codes = chunk_codes(self.gridpoints(box), self.grid)
         self.pending: Dict[int, List[int]] = {}
@@ -78,7 +78,7 @@ class ScaleWriter:
         self.written: List[str] = []
 
     def shard_of(self, code: int) -> int:
-        return (int(code) >> self.shift) & self.mask
+        return shard_number(code, self.spec)
 
     def gridpoints(self, box: Bbox) -> np.ndarray:
         return gridpoints(self.origin, self.chunk, box)
@@ -201,9 +201,11 @@ def payload_checker(vol: CloudVolume, mip: int):
     return check
 
 
-def _copy_chunk_payloads(src: CloudVolume, dest: CloudVolume, mip: int, box: Bbox, chunk_z: int, fill_missing: bool):
+def _copy_chunk_payloads(src: CloudVolume, dest: CloudVolume, mip: int, box: Bbox, chunk_z: int, fill_missing: bool,
+                         recompress=None):
     """Fast path: move chunk files into the shard without decoding them. A gzip chunk file is
-    already a gzip data_encoding payload; anything else is re-compressed as the spec says.
+    already a gzip data_encoding payload; anything else is re-compressed as the spec says
+    (``recompress(payload, name)`` first: JPEG bitstreams into JPEG XL and back).
     Each file is proven whole first (a damaged one fails the task, named, even with
     ``fill_missing``); an uncompressed 0-byte file is CloudVolume's placeholder for a missing
     chunk and is treated as missing."""
@@ -247,7 +249,10 @@ def _copy_chunk_payloads(src: CloudVolume, dest: CloudVolume, mip: int, box: Bbo
                     jobs.append((code, background[shape]))
                     continue
                 check(content, compress, chunk_box, name)
-                if want == "gzip" and compress == "gzip":
+                if recompress is not None:
+                    payload = recompress(decompress(content, compress, filename=name), name)
+                    jobs.append((code, encode_data(payload, want)))
+                elif want == "gzip" and compress == "gzip":
                     jobs.append((code, content))
                 else:
                     jobs.append((code, encode_data(decompress(content, compress, filename=name), want)))
@@ -255,6 +260,24 @@ def _copy_chunk_payloads(src: CloudVolume, dest: CloudVolume, mip: int, box: Bbo
         writer.check_done()
     finally:
         spool.close()
+
+
+@contextlib.contextmanager
+def local_shard(src_dir: str, name: str, scratch_dir=None):
+    """A local path of the shard file ``src_dir/name`` (a remote one is streamed to a scratch
+    file first), or None when it does not exist. Never held in memory."""
+    where = cfpaths.extract(src_dir)
+    if where.protocol == "file":
+        path = os.path.join(where.path, name)
+        yield path if os.path.exists(path) else None
+        return
+    files = CloudFiles(src_dir, progress=False)
+    if not files.exists(name):
+        yield None
+        return
+    with tempfile.TemporaryDirectory(dir=scratch_dir) as tmp:
+        files.transfer_to(f"file://{tmp}", paths=[name])
+        yield os.path.join(tmp, name)
 
 
 def copy_verified_shard(src: CloudVolume, dest: CloudVolume, mip: int, name: str, scratch_dir=None) -> None:
@@ -269,13 +292,9 @@ def copy_verified_shard(src: CloudVolume, dest: CloudVolume, mip: int, name: str
     dest_dir = f"{dest.meta.cloudpath.rstrip('/')}/{dest.meta.key(mip)}"
     src_files = CloudFiles(src_dir, progress=False)
     where = cfpaths.extract(src_dir)
-    with contextlib.ExitStack() as stack:
-        if where.protocol == "file":
-            local = os.path.join(where.path, name)
-        else:
-            tmp = stack.enter_context(tempfile.TemporaryDirectory(dir=scratch_dir))
-            src_files.transfer_to(f"file://{tmp}", paths=[name])
-            local = os.path.join(tmp, name)
+    with local_shard(src_dir, name, scratch_dir) as local:
+        if local is None:
+            raise MissingChunkError(f"{describe(src.meta.cloudpath, mip, f'{src.meta.key(mip)}/{name}')} is missing")
         _check_shard_file(src, mip, local, describe(src.meta.cloudpath, mip, f"{src.meta.key(mip)}/{name}"))
         dest_where = cfpaths.extract(dest_dir)
         if dest_where.protocol == "file":
@@ -287,6 +306,55 @@ def copy_verified_shard(src: CloudVolume, dest: CloudVolume, mip: int, name: str
                 CloudFiles(dest_dir, progress=False).put(
                     name, f, compress=None, raw=True, content_type="application/octet-stream", cache_control="no-cache"
                 )
+
+
+def _recompress_shards(src: CloudVolume, dest: CloudVolume, mip: int, box: Bbox, chunk_z: int, fill_missing: bool):
+    """JPEG ⇄ JPEG XL from a sharded source on the same chunk grid: every chunk payload of the
+    source shards the box touches is checked, recompressed (the JPEG bitstream is kept) and
+    written into the destination's shards; nothing is decoded to pixels."""
+    from cloudfiles.compression import decompress
+
+    recompress = recompressor(src, dest, mip)
+    spec = src.info["scales"][mip]["sharding"]
+    have = spec.get("data_encoding", "raw")
+    check = payload_checker(src, mip)
+    bpv = np.dtype(dest.dtype).itemsize * dest.num_channels
+    spool = Spool(spool_allowance(int(box.size3().x * box.size3().y * chunk_z) * bpv))
+    src_dir = f"{src.meta.cloudpath.rstrip('/')}/{src.meta.key(mip)}"
+    try:
+        writer = ScaleWriter(dest, mip, box, spool)
+        want = writer.spec.get("data_encoding", "raw")
+        points = writer.gridpoints(box)
+        boxes = {}
+        for gp, code in zip(points, chunk_codes(points, writer.grid).tolist()):
+            lo = writer.origin + Vec(*gp) * writer.chunk
+            boxes[code] = Bbox(lo, Vec(*np.minimum(lo + writer.chunk, writer.origin + writer.size)))
+        names = sorted({shard_filename(shard_number(code, spec), spec) for code in boxes})
+        done = set()
+        for name in names:
+            where = describe(src.meta.cloudpath, mip, f"{src.meta.key(mip)}/{name}")
+            with local_shard(src_dir, name) as local:
+                if local is None:
+                    continue
+                with open(local, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                    for code, payload in shard_payloads(data, spec, where):
+                        if code not in boxes:
+                            continue
+                        label = f"{where} chunk {boxes[code].to_filename()}"
+                        check(payload, None if have == "raw" else have, boxes[code], label)
+                        raw = bytes(payload) if have == "raw" else decompress(bytes(payload), have)
+                        writer.collect([(code, encode_data(recompress(raw, label), want))])
+                        done.add(code)
+        missing = [code for code in boxes if code not in done]
+        if missing and not fill_missing:
+            first = boxes[missing[0]].to_filename()
+            raise MissingChunkError(f"{describe(src.meta.cloudpath, mip, src.meta.key(mip))} chunk {first} is missing")
+        for code in missing:
+            blank = np.zeros(tuple(boxes[code].size3()) + (dest.num_channels,), dtype=dest.dtype, order="F")
+            writer.collect([(code, writer.encode(blank))])
+        writer.check_done()
+    finally:
+        spool.close()
 
 
 def _check_shard_file(vol: CloudVolume, mip: int, path: str, name: str) -> None:
@@ -338,7 +406,7 @@ def ImageShardTransferTask(
                                 dest.meta.voxel_offset(mip), mip)
         first = gridpoints(dest.meta.voxel_offset(mip), dest.meta.chunk_size(mip), box)[:1]
         codes = chunk_codes(first, grid_size(dest.meta.volume_size(mip), dest.meta.chunk_size(mip)))
-        name = shard_filename(int(codes[0]) >> (spec["preshift_bits"] + spec["minishard_bits"]), spec)
+        name = shard_filename(shard_number(int(codes[0]), spec), spec)
         src_files = CloudFiles(f"{src.meta.cloudpath.rstrip('/')}/{src.meta.key(mip)}", progress=False)
         if src_files.exists(name):
             copy_verified_shard(src, dest, mip, name)
@@ -349,6 +417,10 @@ def ImageShardTransferTask(
     chunk_z = int(dest.meta.chunk_size(mip)[2])
     if not translate.any() and _same_chunk_files(src, dest, mip):
         return _copy_chunk_payloads(src, dest, mip, box, chunk_z, fill_missing)
+    if not translate.any() and lossless_transcode(src, dest, mip):
+        if src.image.is_sharded(mip):
+            return _recompress_shards(src, dest, mip, box, chunk_z, fill_missing)
+        return _copy_chunk_payloads(src, dest, mip, box, chunk_z, fill_missing, recompressor(src, dest, mip))
     bpv = np.dtype(dest.dtype).itemsize * dest.num_channels
     slab_bytes = int(box.size3().x * box.size3().y * chunk_z) * bpv
     spool = Spool(spool_allowance(slab_bytes))

@@ -10,7 +10,7 @@ it chunk files of the same grid.
 
 from __future__ import annotations
 
-from typing import Iterable, List, Optional, Tuple
+from typing import Callable, Iterable, List, Optional, Tuple
 
 import numpy as np
 from cloudfiles import CloudFiles
@@ -18,7 +18,7 @@ from cloudvolume import CloudVolume, EmptyVolumeException
 from cloudvolume import chunks as cv_chunks
 from cloudvolume.lib import Bbox, Vec
 
-__all__ = ["LOSSLESS_PAIRS", "lossless_transcode", "transcode_payloads", "transcode_box"]
+__all__ = ["LOSSLESS_PAIRS", "lossless_transcode", "recompressor", "transcode_payloads", "transcode_box"]
 
 LOSSLESS_PAIRS = {("jpeg", "jxl"), ("jxl", "jpeg")}
 _GRID_KEYS = ("chunk_sizes", "voxel_offset", "size", "resolution")
@@ -40,13 +40,36 @@ def lossless_transcode(src: CloudVolume, dest: CloudVolume, mip: int) -> bool:
     )
 
 
+def recompressor(src: CloudVolume, dest: CloudVolume, mip: int) -> Callable[[bytes, str], bytes]:
+    """``fn(payload, name)``: one chunk's JPEG (or JPEG XL) bitstream recompressed as ``dest``'s
+    encoding, through cloud-volume's ``chunks.transcode``; a payload the codec rejects fails
+    naming the chunk."""
+    src_encoding, dest_encoding = src.meta.encoding(mip), dest.meta.encoding(mip)
+    params = dest.meta.compression_params(mip)
+
+    def recompress(payload: bytes, name: str) -> bytes:
+        try:
+            [(_, binary)] = list(cv_chunks.transcode(
+                [(name, payload)], src_encoding, dest_encoding,
+                src_chunk_size_fn=lambda label: Bbox.from_filename(label.rsplit("/", 1)[-1]).size3(),
+                dtype=src.dtype, compression_params=params,
+            ))  # fmt: skip
+        except Exception as err:
+            raise ValueError(
+                f"cannot recompress {name} ({src_encoding} → {dest_encoding}): {type(err).__name__}: {err}"
+            ) from err
+        return binary
+
+    return recompress
+
+
 def transcode_payloads(
     files: Iterable[Tuple[str, Optional[bytes]]], src: CloudVolume, dest: CloudVolume, mip: int
 ) -> List[Tuple[str, bytes]]:
     """Recompress each ``(name, jpeg-or-jxl bytes)``; a missing chunk (``None``) becomes an
-    encoded background chunk of its box. A chunk the codec rejects fails naming it."""
+    encoded background chunk of its box."""
+    recompress = recompressor(src, dest, mip)
     out = []
-    present = []
     for name, content in files:
         if content is None:
             box = Bbox.from_filename(name.rsplit("/", 1)[-1])
@@ -54,20 +77,7 @@ def transcode_payloads(
             out.append((name, cv_chunks.encode(blank, dest.meta.encoding(mip),
                                                compression_params=dest.meta.compression_params(mip))))
         else:
-            present.append((name, content))
-    for name, content in present:
-        try:
-            [(label, binary)] = list(cv_chunks.transcode(
-                [(name, content)], src.meta.encoding(mip), dest.meta.encoding(mip),
-                src_chunk_size_fn=lambda label: Bbox.from_filename(label.rsplit("/", 1)[-1]).size3(),
-                dtype=src.dtype, compression_params=dest.meta.compression_params(mip),
-            ))
-        except Exception as err:
-            raise ValueError(
-                f"cannot recompress {src.meta.cloudpath}/{name} ({src.meta.encoding(mip)} → "
-                f"{dest.meta.encoding(mip)}): {type(err).__name__}: {err}"
-            ) from err
-        out.append((label, binary))
+            out.append((name, recompress(content, f"{src.meta.cloudpath}/{name}")))
     return out
 
 
