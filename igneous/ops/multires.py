@@ -41,6 +41,7 @@ __all__ = [
     "boundary_vertices",
     "label_grid",
     "chunk_by_centroid",
+    "snap_to_coarsest_lattice",
     "simplify_pinned_border",
     "build_lods",
     "quantize_fragment",
@@ -199,11 +200,44 @@ def _group_faces(vertices: np.ndarray, faces: np.ndarray, cells: np.ndarray) -> 
     return out
 
 
-def chunk_by_centroid(vertices: np.ndarray, faces: np.ndarray, grid: Grid, lod: int = 0) -> Dict[Cell, Piece]:
+def snap_to_coarsest_lattice(vertices: np.ndarray, grid: Grid, vqb: int) -> np.ndarray:
+    """Vertices on a cell plane of LOD 0, with their other coordinates snapped to the lattice
+    of the coarsest LOD (``cell_size(top) / (2^vqb - 1)`` from the grid origin).
+
+    Each LOD quantizes relative to its own cells, so a border vertex shared by a fine and a
+    coarse fragment would round to a different point in each: mixed LODs would meet one fine
+    quantum apart (a quarter voxel at 10 bits in 256³ cells). A coordinate on the coarsest
+    lattice is a whole number of quanta at every LOD, so every LOD decodes it to the same
+    place and mixed LODs meet exactly. The plane coordinate itself is already exact.
+    """
+    v = np.asarray(vertices, np.float64)
+    rel = v - np.asarray(grid.origin, np.float64)
+    size = grid.cell_size(0)
+    unit = grid.cell_size(grid.num_lods - 1) / float(2**vqb - 1)
+    # a cut point a few ulps off its plane is on it (it can be used by triangles filed on
+    # either side): put it exactly there, where both sides quantize it to their face
+    plane = np.round(rel / size) * size
+    on = np.abs(rel - plane) <= CUT_WELD_TOLERANCE
+    rel = np.where(on, plane, rel)
+    move = on.any(axis=1)[:, None] & ~on
+    # never across a plane: the vertex stays in its LOD 0 cell (it would leave the fragments
+    # that hold it), on the nearest lattice point inside the cell
+    lo = np.floor(rel / size) * size
+    snapped = np.rint(rel / unit) * unit
+    snapped = np.where(snapped < lo, np.ceil(lo / unit) * unit, snapped)
+    snapped = np.where(snapped > lo + size, np.floor((lo + size) / unit) * unit, snapped)
+    rel = np.where(move, snapped, rel)
+    return (rel + np.asarray(grid.origin, np.float64)).astype(np.float32)
+
+
+def chunk_by_centroid(
+    vertices: np.ndarray, faces: np.ndarray, grid: Grid, lod: int = 0, vqb=None
+) -> Dict[Cell, Piece]:
     """Cut a mesh on the grid of ``lod`` and file each triangle under its centroid's cell.
 
     Every returned piece is welded and lies inside its cell (cut vertices are snapped onto
-    the planes by zmesh, within 1e-5).
+    the planes by zmesh, within 1e-5). With ``vqb``, vertices on the planes are moved onto the
+    coarsest LOD's quantization lattice (:func:`snap_to_coarsest_lattice`).
     """
     n = grid.cells_per_axis(lod)
     size = grid.cell_size(lod)
@@ -227,6 +261,8 @@ def chunk_by_centroid(vertices: np.ndarray, faces: np.ndarray, grid: Grid, lod: 
         fcs.append(p.faces.astype(np.int64) + offset)
         offset += len(p.vertices)
     V, F = _weld_cut(np.concatenate(verts), np.concatenate(fcs), CUT_WELD_TOLERANCE, size.astype(np.float32))
+    if vqb is not None and grid.num_lods > 1:
+        V = snap_to_coarsest_lattice(V, grid, vqb)
     centroid = V[F].astype(np.float64).mean(axis=1)
     cells = np.clip(np.floor((centroid - origin) / size).astype(np.int64), 0, n - 1)
     return _group_faces(V, F, cells)
@@ -347,15 +383,16 @@ def _simplify_within(v: np.ndarray, f: np.ndarray, max_error, scale: np.ndarray)
 
 
 def build_lods(
-    vertices: np.ndarray, faces: np.ndarray, grid: Grid, max_error=None, scale=(1.0, 1.0, 1.0)
+    vertices: np.ndarray, faces: np.ndarray, grid: Grid, max_error=None, scale=(1.0, 1.0, 1.0), vqb=None
 ) -> List[Dict[Cell, Piece]]:
     """Pieces per LOD: LOD 0 cut by centroid, LOD k+1 per parent from its LOD k children.
 
     With ``max_error`` (physical units; model units × ``scale``), every vertex of LOD k+1
-    lies within ``max_error`` of LOD k's surface.
+    lies within ``max_error`` of LOD k's surface. With ``vqb``, the pinned border vertices sit
+    on the coarsest LOD's quantization lattice, so mixed LODs meet exactly once quantized.
     """
     scale = np.asarray(scale, np.float64)
-    lods = [chunk_by_centroid(vertices, faces, grid, 0)]
+    lods = [chunk_by_centroid(vertices, faces, grid, 0, vqb=vqb)]
     for _ in range(1, grid.num_lods):
         children: Dict[Cell, List[Piece]] = {}
         for cell, piece in lods[-1].items():
@@ -531,7 +568,7 @@ def encode_label(
     if len(faces) == 0:
         return b"", _empty_manifest().to_bytes()
     lgrid = Grid((0, 0, 0), grid.chunk, grid.num_lods)
-    lods = build_lods(local, faces, lgrid, max_error, resolution)
+    lods = build_lods(local, faces, lgrid, max_error, resolution, vqb=vqb)
     # every parent of a node must exist as a node (Neuroglancer walks the octree top down)
     for lod in range(1, grid.num_lods):
         for cell in list(lods[lod - 1]):
