@@ -112,3 +112,47 @@ SHARDED_READ = {"per_slab": 2, "per_chunk": 0.25}
 # and on tests/integration/test_dry_run.py's Voronoi segmentation: sharded 0.39, unsharded 0.35.
 # Labels larger than min_chunk_size get extra LODs, each up to a quarter of the one below.
 MESH_MERGE_BYTES_RATIO = {"sharded": 0.36, "unsharded": 0.33}
+
+# -- stages calibrated later (ingest, contrast, CCL): each entry's "measured" overrides MEASURED --
+
+_CCL_RUN = {
+    "date": "2026-12-04",
+    "git": "1047ab1",
+    "harness": "benchmarks/run.py --only ccl_auto --repeat 1",
+    "cpus": 2,
+    "load": "1-minute load 2.9-5.1 (shared machine): CPU-seconds, not wall, are used",
+}
+THROUGHPUT.update(
+    {
+        "ccl_faces": {
+            "unit": "voxels read",
+            "per_cpu_s": 134_217_728 / 2.155,
+            "source": "stage ccl_auto_6, faces phase: seg 512^3 uint64, 256^3 tasks, 6-connected, 2.16 cpu-s",
+            "measured": _CCL_RUN,
+        },
+        "ccl_faces_26": {
+            "unit": "voxels read",
+            "per_cpu_s": 134_217_728 / 2.791,
+            "source": "stage ccl_auto_26, faces phase: seg 512^3 uint64, 256^3 tasks, 26-connected, 2.79 cpu-s",
+            "measured": _CCL_RUN,
+        },
+        "ccl_links": {
+            "unit": "voxels of the layer",
+            "per_cpu_s": 134_217_728 / 0.242,
+            "source": "stage ccl_auto_6, links phase: 8 tasks of 256^3 (seg 512^3), 0.242 cpu-s",
+            "measured": _CCL_RUN,
+        },
+        "ccl_relabel": {
+            "unit": "voxels written",
+            "per_cpu_s": 134_217_728 / 2.929,
+            "source": "stage ccl_auto_6, relabel phase: seg 512^3 into compresso, 256^3 tasks, 2.93 cpu-s",
+            "measured": _CCL_RUN,
+        },
+        "ccl_auto": {
+            "unit": "voxels of the layer",
+            "per_cpu_s": 134_217_728 / 5.36,
+            "source": "stage ccl_auto_6, all steps: seg 512^3 uint64, 256^3 tasks, compresso, 5.36 cpu-s",
+            "measured": _CCL_RUN,
+        },
+    }
+)

@@ -35,6 +35,9 @@ __all__ = [
     "level_outputs",
     "is_sharded",
     "stored_bytes_per_voxel",
+    "run_compress",
+    "chunked_bytes",
+    "sampled_bpv",
 ]
 
 SAMPLES = 3  # blocks of real chunks (or forge tasks) measured per plan
@@ -176,3 +179,31 @@ def stored_bytes_per_voxel(vol: CloudVolume, mip: int) -> float:
 
 def is_sharded(vol: CloudVolume, mip: int) -> bool:
     return "sharding" in vol.meta.info["scales"][mip]
+
+
+def run_compress(encoding: str, compress):
+    """The compression CloudVolume applies to chunks written with ``compress`` (None: its default)."""
+    from cloudvolume.datasource.precomputed.common import should_compress
+
+    return should_compress(encoding, compress, None)
+
+
+def chunked_bytes(image: np.ndarray, chunk: Sequence[int], encoding: str, compress, params: Optional[dict] = None) -> int:
+    """Stored bytes of ``image`` (x, y, z, c) cut into ``chunk``-sized files from its corner, as
+    written: codecs with per-chunk tables (compresso, crackle, png) pay them once per file."""
+    cx, cy, cz = (int(c) for c in chunk)
+    total = 0.0
+    for z in range(0, image.shape[2], cz):
+        for y in range(0, image.shape[1], cy):
+            for x in range(0, image.shape[0], cx):
+                part = image[x : x + cx, y : y + cy, z : z + cz]
+                total += bytes_per_voxel(part, encoding, compress, params) * int(np.prod(part.shape[:3]))
+    return int(round(total))
+
+
+def sampled_bpv(images: Sequence[np.ndarray], chunk: Sequence[int], encoding: str, compress, params=None) -> float:
+    """Voxel-weighted stored bytes per voxel of ``images`` written in ``chunk``-sized files."""
+    voxels = sum(int(np.prod(img.shape[:3])) for img in images)
+    if not voxels:
+        return 0.0
+    return sum(chunked_bytes(img, chunk, encoding, compress, params) for img in images) / voxels
