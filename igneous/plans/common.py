@@ -79,10 +79,11 @@ def box_voxels(box: Bbox) -> int:
     return int(np.prod(box.size3(), dtype=np.int64))
 
 
-def finish_plan(plan: Plan, path: str) -> Plan:
-    """Planning's own requests (infos, provenance), and a note for local layers."""
+def finish_plan(plan: Plan, path: Optional[str]) -> Plan:
+    """Planning's own requests (infos, provenance), and a note for local layers (``path`` None: a
+    preview without a destination)."""
     plan.add_requests(PLAN_REQUESTS.get(plan.command, {}))
-    if cfpaths.extract(path).protocol == "file":
+    if path is not None and cfpaths.extract(path).protocol == "file":
         plan.notes.append(FILE_NOTE)
     return plan
 

@@ -74,7 +74,7 @@ def plan_luminance_levels(
         task="LuminanceLevelsTask",
         tasks=tasks,
         stage="histogram",
-        work=sampled,
+        work=reads * float(np.prod(chunk)),  # patches decode whole chunks
         outputs=[Output(f"levels/{mip}/{{z}} (one per slice)", tasks, int(round(np.mean(file_bytes) * tasks)))],
         bytes_read=int(round(reads * _stored_chunk_bytes(vol, mip))),
         task_shape=grid.shape,
