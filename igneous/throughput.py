@@ -208,3 +208,35 @@ THROUGHPUT.update(
         },
     }
 )
+
+# Requests of the tasks and planners above, counted in moto's request log on the cases of
+# tests/services/test_dry_run_s3_create_contrast_ccl.py (IGNEOUS_TEST_REQUEST_DETAIL=1): a task
+# opens its layers (info and provenance of each), a planner reads them a few times and records
+# provenance. CCL relabel's destination is looked up as a file, without cloud-volume's probe.
+TASK_REQUESTS.update(
+    {
+        "ImageStackIngestTask": {"GET": 2},
+        "create_image_from_array": {},
+        "LuminanceLevelsTask": {"GET": 2},
+        "ContrastNormalizationTask": {"GET": 4},  # + one levels file per slice of its box
+        "CLAHETask": {"GET": 4},
+        "CCLFacesTask": {"GET": 2},
+        "CCLEquivalancesTask": {"GET": 2},  # + its leading file and its lower neighbours' faces
+        "create_relabeling": {"GET": 3},  # info, provenance, params.json
+        "RelabelCCLTask": {"GET": 4},  # + its labels file and relabel table
+    }
+)
+PLAN_REQUESTS.update(
+    {
+        "image create": {"GET": 4, "PUT": 1},
+        "image contrast histogram": {"GET": 4, "PUT": 1},
+        "image contrast equalize": {"GET": 6, "PUT": 2, "LIST": 1},  # LIST: are the histograms there?
+        "image contrast clahe": {"GET": 6, "PUT": 2},
+        "image ccl faces": {"GET": 7, "PUT": 1},
+        "image ccl links": {"GET": 9, "PUT": 1},
+        "image ccl calc-labels": {},
+        "image ccl relabel": {"GET": 14, "PUT": 1},
+        # the steps' own planning, the provenance of three steps, and links checking the faces again
+        "image ccl auto": {"GET": 41, "PUT": 3, "LIST": 1},
+    }
+)

@@ -19,7 +19,6 @@ from cloudfiles.compression import compress as compress_bytes
 
 from igneous.plan import Output, Plan, grid_reads, task_requests
 from igneous.plans.common import box_voxels, chunk_gets, chunked_bytes, finish_plan, run_compress
-from igneous.throughput import NEW_LAYER_PROBE
 
 __all__ = [
     "CCL_SAMPLE_VOXELS",
@@ -347,7 +346,8 @@ def plan_ccl_calc_labels(cloudpath: str, mip: int, shape=(512, 512, 512), connec
         sample={"equivalence_files": len(counts), "labels_per_task": round(float(np.mean(counts)), 1)},
     )
     out.add_requests(task_requests("create_relabeling"))
-    out.add_requests({"LIST": _list_pages(t) * (2 if dust else 1), "GET": t * (2 if dust else 1)})
+    # the equivalences once; with dust the counts twice (sizes of components, then their numbering)
+    out.add_requests({"LIST": _list_pages(t) * (2 if dust else 1), "GET": t * (3 if dust else 1)})
     out.add_requests({"PUT": out.files_written})
     out.notes.append(f"about {labels:,.0f} labels over {t} tasks (sampled); memory grows with the labels on task faces")
     return finish_plan(out, cloudpath)
@@ -426,8 +426,6 @@ def plan_ccl_relabel_run(src_path: str, dest_path: str, mip: int, shape=(512, 51
     out.add_requests(task_requests("RelabelCCLTask"), t)
     out.add_requests({"GET": 2 * t})  # each task's labels file and relabel table
     out.add_requests({"PUT": out.files_written})
-    if existing is None:
-        out.add_requests(NEW_LAYER_PROBE)
     if existing != info:
         out.add_requests({"PUT": 1})  # the destination's info
     return finish_plan(out, dest_path)
@@ -490,8 +488,8 @@ def plan_ccl_auto(src_path: str, dest_path: str, mip: int = 0, shape=(512, 512, 
     out.add_requests({"GET": t * (2 if dust else 1), "LIST": _list_pages(t) * (2 if dust else 1)})  # calc-labels
     out.add_requests({"GET": 2 * t})  # relabel: labels files and tables
     out.add_requests({"LIST": _list_pages(3 * t) + _list_pages(t)})  # auto's checks that faces and links finished
-    if existing is None:
-        out.add_requests(NEW_LAYER_PROBE)
+    if existing != info:
+        out.add_requests({"PUT": 1})  # the destination's info
     if clean:
         intermediate = faces_files + 3 * t + 2
         out.add_requests({"LIST": _list_pages(intermediate), "DELETE": _list_pages(intermediate)})
