@@ -7,12 +7,11 @@ each step and stops, naming the step, when one did not finish.
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 import igneous.plans.ccl as plans
 import igneous.task_creation as tc
+from igneous.progress import interactive
 from igneous.queues.steps import StepIncomplete, run_step
 from igneous.task_creation.ccl import plan_ccl, plan_ccl_relabel, unfinished_tasks
 from igneous.tasks.image.ccl import clean_intermediate_files, create_relabeling
@@ -122,7 +121,7 @@ def calc_labels(src, mip, shape, connectivity, dry_run):
     """Pass 3 (here, synchronous): number the components 1…N from every task's links."""
     if dry_run:
         return dry_run.show(plans.plan_ccl_calc_labels(src, mip, shape, connectivity=connectivity))
-    n = create_relabeling(src, mip, shape, progress=sys.stderr.isatty(), connectivity=connectivity)
+    n = create_relabeling(src, mip, shape, progress=interactive(), connectivity=connectivity)
     click.echo(f"{n} connected components", err=True)
 
 
@@ -187,7 +186,7 @@ def auto(ctx, src, dest, shape, mip, chunk_size, encoding, queue, clean, thresho
     # Everything that can be refused is refused before the first file is written.
     plan_ccl_relabel(src, dest, mip, shape, chunk_size, encoding, require_labels=False, **run)
     plan = plan_ccl(src, mip, shape, **run)
-    step = dict(queue=queue, parallel=get_parallel(ctx), progress=sys.stderr.isatty(), max_attempts=max_attempts)
+    step = dict(queue=queue, parallel=get_parallel(ctx), progress=interactive(), max_attempts=max_attempts)
     try:
         run_step("faces", tc.create_ccl_face_tasks(src, mip, shape, **kwargs),
                  unfinished=lambda: unfinished_tasks(plan, "faces"), **step)  # fmt: skip
