@@ -18,6 +18,7 @@ __all__ = [
     "SHARDED_READ",
     "MESH_MERGE_BYTES_RATIO",
     "MEASURED",
+    "CCL_LINKS_PER_TABLE_BYTE",
 ]
 
 MEASURED = {"date": "2026-12-04", "git": "3fa3b4a", "harness": "benchmarks/run.py --repeat 1", "cpus": 2}
@@ -240,3 +241,9 @@ PLAN_REQUESTS.update(
         "image ccl auto": {"GET": 41, "PUT": 3, "LIST": 1},
     }
 )
+
+# ``ccl auto`` prices the links before the faces exist: bytes of equivalences files per byte of
+# relabel tables (which list every label). Measured 0.60 on benchmarks' seg (real EM labels,
+# 256^3 tasks) and 1.44 on tests' Voronoi segmentation (64x64x32 tasks, most labels on a face);
+# the ratio falls as tasks grow. Equivalences are well under 1% of the bytes of a run.
+CCL_LINKS_PER_TABLE_BYTE = 1.0

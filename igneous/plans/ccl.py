@@ -18,7 +18,8 @@ from cloudfiles import CloudFiles
 from cloudfiles.compression import compress as compress_bytes
 
 from igneous.plan import Output, Plan, grid_reads, task_requests
-from igneous.plans.common import box_voxels, chunk_gets, chunked_bytes, finish_plan, run_compress
+from igneous.plans.common import box_voxels, chunk_gets, chunked_bytes, finish_plan, run_compress, spread_cells
+from igneous.throughput import CCL_LINKS_PER_TABLE_BYTE
 
 __all__ = [
     "CCL_SAMPLE_VOXELS",
@@ -46,17 +47,6 @@ def _stored(data: bytes, options: dict) -> int:
     return len(compress_bytes(data, comp))
 
 
-def _spread(count: int, total: int) -> list:
-    """``count`` task numbers spread over ``total`` (all of them when ``count >= total``)."""
-    count = min(count, total)
-    return sorted({int((i + 0.5) * total / count) for i in range(count)})
-
-
-def _gridpoint(grid, number: int) -> tuple:
-    gx, gy, _ = grid.grid_size
-    return (number % gx, (number // gx) % gy, number // (gx * gy))
-
-
 def _offset(grid, point) -> list:
     return [int(lo + p * s) for lo, p, s in zip(grid.minpt, point, grid.shape)]
 
@@ -65,28 +55,38 @@ def _run_kwargs(threshold_gte, threshold_lte, connectivity) -> dict:
     return {"threshold_gte": threshold_gte, "threshold_lte": threshold_lte, "connectivity": int(connectivity)}
 
 
+VOLUME_KINDS = ("labels", "counts")  # files that grow with a task's voxels; the others with its faces
+
+
 @dataclass
 class FacesSample:
-    """Pass 1 computed on sample tasks: bytes per task of each kind of file, and their labels."""
+    """Pass 1 computed on sample boxes: bytes of each kind of file, and the boxes' labels.
+
+    Files that grow with the volume (labels, counts) are priced per voxel of the boxes' own
+    parts; the others (faces, leading slices) per task, scaled by face area for sub-boxes.
+    """
 
     tasks: int = 0
     scaled: bool = False
     sub_shape: Optional[Sequence[int]] = None
-    volume_scale: float = 1.0
+    voxels: int = 0  # own voxels of the sample boxes
     bytes: dict = field(default_factory=lambda: {k: 0.0 for k in KINDS})
-    counts: list = field(default_factory=list)  # labels per task (scaled to a whole task)
+    counts: list = field(default_factory=list)  # labels per task (scaled to a whole task by volume: an upper bound)
     boxes: list = field(default_factory=list)  # with keep_boxes: each sample's own box of labels
 
-    def per_task(self, kind: str) -> float:
-        return self.bytes[kind] / max(1, self.tasks)
+    def total(self, kind: str, tasks: int, layer_voxels: int) -> float:
+        if kind in VOLUME_KINDS:
+            return self.bytes[kind] / max(1, self.voxels) * layer_voxels
+        return self.bytes[kind] / max(1, self.tasks) * tasks
 
 
 def _faces_sample(plan, fill_missing: bool, dust: int, keep_boxes: bool = False) -> FacesSample:
-    """Run pass 1 on up to ``MAX_SAMPLE_TASKS`` tasks (``CCL_SAMPLE_VOXELS`` in all) without writing.
+    """Run pass 1 on up to ``MAX_SAMPLE_TASKS`` boxes spread over the layer (``CCL_SAMPLE_VOXELS``
+    in all) without writing.
 
-    Tasks larger than the budget are sampled as one sub-box near the middle of the layer, on a
-    grid of the sub-box's shape; its labels and counts scale with the volume, its faces with
-    the area of a face (a statistical estimate, noted in the plan).
+    Whole tasks when they fit the budget; otherwise boxes of a smaller shape on a grid of that
+    shape (what a task of that shape would do), scaled up: labels and counts by volume, faces
+    by the area of a face (a statistical estimate, noted in the plan).
     """
     import zstandard
 
@@ -94,44 +94,47 @@ def _faces_sample(plan, fill_missing: bool, dust: int, keep_boxes: bool = False)
 
     grid, params = plan.grid, plan.params
     task_voxels = math.prod(params.shape)
+    count = max(1, min(MAX_SAMPLE_TASKS, grid.num_tasks))
     sample = FacesSample()
-    if task_voxels <= CCL_SAMPLE_VOXELS:
-        count = max(1, min(MAX_SAMPLE_TASKS, CCL_SAMPLE_VOXELS // task_voxels))
-        picks = [(_offset(grid, _gridpoint(grid, n)), params.shape) for n in _spread(count, grid.num_tasks)]
-    else:
-        side = (CCL_SAMPLE_VOXELS / task_voxels) ** (1 / 3)
+    if task_voxels * count <= CCL_SAMPLE_VOXELS:
+        picks = [(_offset(grid, point), params.shape) for point in spread_cells(grid.grid_size, count)]
+    else:  # MAX_SAMPLE_TASKS smaller boxes, spread over the layer even when it is one task
+        side = (CCL_SAMPLE_VOXELS / MAX_SAMPLE_TASKS / task_voxels) ** (1 / 3)
         sub = [max(1, int(s * side)) for s in params.shape]
-        middle = [lo + ((hi - lo) // 2 // s) * s for lo, hi, s in zip(grid.minpt, grid.maxpt, sub)]
-        picks = [(middle, sub)]
-        sample.volume_scale = task_voxels / math.prod(sub)
+        sub_grid = [-(-(hi - lo) // s) for lo, hi, s in zip(grid.minpt, grid.maxpt, sub)]
+        picks = [([lo + p * s for lo, p, s in zip(grid.minpt, point, sub)], sub)
+                 for point in spread_cells(sub_grid, MAX_SAMPLE_TASKS)]  # fmt: skip
         sample.scaled, sample.sub_shape = True, sub
-    area_scale = sample.volume_scale ** (2 / 3)
-    scale = {"labels": sample.volume_scale, "counts": sample.volume_scale, "leading": area_scale, "faces": area_scale}
     run = _run_kwargs(params.threshold_gte, params.threshold_lte, params.connectivity)
     for offset, shape in picks:
         task = _Task(plan.cloudpath, plan.mip, shape, offset, fill_missing)
+        own = box_voxels(task.own)
+        volume_scale = task_voxels / own if sample.scaled else 1.0
         for path, data, options in face_task_files(task, dust_threshold=dust, **run):
             kind = _kind(path)
-            sample.bytes[kind] += _stored(data, options) * scale[kind]
+            area_scale = 1.0 if kind in VOLUME_KINDS else volume_scale ** (2 / 3)
+            sample.bytes[kind] += _stored(data, options) * area_scale
             if kind == "labels":
                 labels = read_labels_file(zstandard.ZstdDecompressor().decompress(data))
-                sample.counts.append(int(labels.max() if labels.size else 0) * sample.volume_scale)
+                sample.counts.append(int(labels.max() if labels.size else 0) * volume_scale)
                 if keep_boxes:
                     sample.boxes.append(np.array(labels[tuple(slice(0, int(s)) for s in task.own.size3())]))
                 del labels
+        sample.voxels += own
         sample.tasks += 1
     return sample
 
 
 def _faces_outputs(plan, sample: FacesSample, dust: int) -> list:
-    t, ccl = plan.num_tasks, f"{plan.key}/ccl"
-    outputs = [
-        Output(f"{ccl}/labels/ (one per task, zstd)", t, int(round(sample.per_task("labels") * t))),
-        Output(f"{ccl}/leading/ (one per task)", t, int(round(sample.per_task("leading") * t))),
-        Output(f"{ccl}/faces/ (three per task)", 3 * t, int(round(sample.per_task("faces") * t))),
-    ]
+    t, ccl, voxels = plan.num_tasks, f"{plan.key}/ccl", box_voxels(plan.grid.bounds)
+
+    def out(kind: str, what: str, files: int) -> Output:
+        return Output(f"{ccl}/{kind}/ {what}", files, int(round(sample.total(kind, t, voxels))))
+
+    outputs = [out("labels", "(one per task, zstd)", t), out("leading", "(one per task)", t),
+               out("faces", "(three per task)", 3 * t)]  # fmt: skip
     if dust:
-        outputs.append(Output(f"{ccl}/counts/ (one per task)", t, int(round(sample.per_task("counts") * t))))
+        outputs.append(out("counts", "(one per task)", t))
     outputs.append(Output(f"{ccl}/params.json", 1, len(plan.params.dumps())))
     return outputs
 
@@ -213,8 +216,8 @@ def _describe(sample: FacesSample) -> dict:
 def _note_scaled(plan: Plan, sample: FacesSample) -> None:
     if sample.scaled:
         plan.notes.append(
-            f"tasks are larger than the sampling budget: one {'x'.join(map(str, sample.sub_shape))} box was "
-            "labelled and scaled up (labels by volume, faces by area): a statistical estimate"
+            f"tasks are larger than the sampling budget: {sample.tasks} box(es) of {'x'.join(map(str, sample.sub_shape))} "
+            "were labelled and scaled up (labels by volume, faces by area): a statistical estimate"
         )
 
 
@@ -242,8 +245,8 @@ def plan_ccl_links(cloudpath: str, mip: int, shape=(512, 512, 512), threshold_gt
     run = _run_kwargs(plan.params.threshold_gte, plan.params.threshold_lte, plan.params.connectivity)
     sizes, read = [], []
     cf = CloudFiles(_layer_root(cloudpath), progress=False)
-    for number in _spread(LINK_SAMPLES, t):
-        task = _Task(cloudpath, mip, plan.params.shape, _offset(grid, _gridpoint(grid, number)), fill_missing)
+    for point in spread_cells(grid.grid_size, LINK_SAMPLES):
+        task = _Task(cloudpath, mip, plan.params.shape, _offset(grid, point), fill_missing)
         _, data = equivalences_file(task, **run)
         sizes.append(len(compress_bytes(data, "br", compress_level=BROTLI_LEVEL)))
         read.append(_leading_size(cf, plan.key, task.gridpoint))
@@ -322,11 +325,10 @@ def plan_ccl_calc_labels(cloudpath: str, mip: int, shape=(512, 512, 512), connec
         raise InvalidParameterError(f"{t - len(eq_names)} of {t} equivalence files are missing; "
                                     "run `igneous image ccl links` to completion first")  # fmt: skip
     per_task = grid.labels_per_task
-    counts, eq_bytes = [], []
-    for number in _spread(LINK_SAMPLES, t):
-        data = cf.get(equivalences_path(key, _gridpoint(grid, number)))
-        keys, _ = parse_label_map(data)
-        offset = number * per_task
+    counts = []
+    for point in spread_cells(grid.grid_size, LINK_SAMPLES):
+        keys, _ = parse_label_map(cf.get(equivalences_path(key, point)))
+        offset = grid.task_number(point) * per_task
         own = keys[(keys > np.uint64(offset)) & (keys <= np.uint64(offset + per_task))]
         counts.append(int(own.max()) - offset if own.size else 0)
     eq_bytes = _dir_bytes(cf, f"{key}/ccl/equivalences/")
@@ -404,9 +406,9 @@ def plan_ccl_relabel_run(src_path: str, dest_path: str, mip: int, shape=(512, 51
     run = _run_kwargs(plan.params.threshold_gte, plan.params.threshold_lte, plan.params.connectivity)
     task_voxels = math.prod(plan.params.shape)
     nbytes = voxels = 0
-    picks = _spread(max(1, min(MAX_SAMPLE_TASKS, CCL_SAMPLE_VOXELS // task_voxels)), plan.num_tasks)
-    for number in picks:
-        task = _Task(src_path, mip, plan.params.shape, _offset(plan.grid, _gridpoint(plan.grid, number)), fill_missing)
+    picks = spread_cells(plan.grid.grid_size, max(1, min(MAX_SAMPLE_TASKS, CCL_SAMPLE_VOXELS // task_voxels)))
+    for point in picks:
+        task = _Task(src_path, mip, plan.params.shape, _offset(plan.grid, point), fill_missing)
         box = relabelled_box(task, np.dtype(info["data_type"]), **run)
         nbytes += encode(box)
         voxels += box.size
@@ -460,7 +462,7 @@ def plan_ccl_auto(src_path: str, dest_path: str, mip: int = 0, shape=(512, 512, 
     sample.boxes.clear()
     ccl = f"{plan.key}/ccl"
     outputs = _faces_outputs(plan, sample, dust)
-    links_bytes = _relabel_table_bytes(counts, t, plan.grid.labels_per_task) * LINKS_PER_TABLE_BYTE
+    links_bytes = _relabel_table_bytes(counts, t, plan.grid.labels_per_task) * CCL_LINKS_PER_TABLE_BYTE
     outputs.append(Output(f"{ccl}/equivalences/ (one per task, estimated)", t, int(round(links_bytes))))
     outputs.append(Output(f"{ccl}/relabel/ (one per task)", t,
                           int(round(_relabel_table_bytes(counts, t, plan.grid.labels_per_task)))))  # fmt: skip
@@ -498,6 +500,3 @@ def plan_ccl_auto(src_path: str, dest_path: str, mip: int = 0, shape=(512, 512, 
     _note_scaled(out, sample)
     return finish_plan(out, dest_path)
 
-
-# Equivalences bytes per relabel-table byte: a task's links name only labels on its faces.
-LINKS_PER_TABLE_BYTE = 0.5

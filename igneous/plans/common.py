@@ -7,6 +7,7 @@ these helpers; ``igneous.plan`` holds the ``Plan`` itself and the grid arithmeti
 
 from __future__ import annotations
 
+import math
 from typing import Optional, Sequence
 
 import numpy as np
@@ -38,6 +39,7 @@ __all__ = [
     "run_compress",
     "chunked_bytes",
     "sampled_bpv",
+    "spread_cells",
 ]
 
 SAMPLES = 3  # blocks of real chunks (or forge tasks) measured per plan
@@ -208,3 +210,23 @@ def sampled_bpv(images: Sequence[np.ndarray], chunk: Sequence[int], encoding: st
     if not voxels:
         return 0.0
     return sum(chunked_bytes(img, chunk, encoding, compress, params) for img in images) / voxels
+
+
+def spread_cells(grid_size: Sequence[int], count: int) -> list:
+    """Up to ``count`` distinct cells of a grid, spread over all three axes (Roberts' R3
+    low-discrepancy sequence): unlike evenly spaced flat indices, which on a grid whose x size
+    divides the spacing all fall in one column at the layer's edge."""
+    g = [int(v) for v in grid_size]
+    total = math.prod(g)
+    if count >= total:
+        return [(x, y, z) for z in range(g[2]) for y in range(g[1]) for x in range(g[0])]
+    phi = 1.2207440846057596  # the plastic number's 3-D analogue: x^4 = x + 1
+    alpha = [1 / phi, 1 / phi**2, 1 / phi**3]
+    cells: list = []
+    i = 0
+    while len(cells) < count and i < 100 * count:
+        cell = tuple(min(g[a] - 1, int(((0.5 + alpha[a] * i) % 1.0) * g[a])) for a in range(3))
+        if cell not in cells:
+            cells.append(cell)
+        i += 1
+    return cells

@@ -152,9 +152,30 @@ def test_ccl_auto_priced_before_any_step(tmp_path, seg):
     assert with_clean.requests["DELETE"] >= 1 and any("--clean" in n for n in with_clean.notes)
 
 
+def test_ccl_auto_on_real_em_labels_with_sub_boxes(tmp_path, monkeypatch):
+    """The shared EM segmentation (a 256x256x128 crop): 128^3 tasks priced from eight 64^3 boxes."""
+    import crackle
+
+    from tests.conftest import SAMPLE_SEGMENTATION
+
+    labels = np.asfortranarray(crackle.load(SAMPLE_SEGMENTATION)[128:384, 128:384, 192:320])
+    src = make_layer(f"file://{tmp_path}/em", labels, chunk_size=(64, 64, 64), encoding="compressed_segmentation",
+                     resolution=(16, 16, 40))  # fmt: skip
+    monkeypatch.setattr(ccl_plans, "CCL_SAMPLE_VOXELS", 8 * 64**3)
+    dest = f"file://{tmp_path}/em-cc"
+    plan = dry(tmp_path, ccl_plans.plan_ccl_auto, src, dest, 0, (128, 128, 128), clean=False)
+    assert plan.sample["sub_box"] == "64x64x64"
+
+    def run():
+        cli("image", "ccl", "auto", src, dest, "--shape", "128,128,128", "--no-clean")
+        return [None] * plan.tasks  # the 2x2x1 grid's faces, links and relabel tasks
+
+    check("ccl auto, real EM labels, sub-boxes", plan, tmp_path, run, files_exact=True)
+
+
 def test_ccl_tasks_bigger_than_the_budget_sample_a_sub_box(tmp_path, seg, monkeypatch):
     """One sub-box labelled and scaled up (labels by volume, faces by area): within a factor 1.5."""
-    monkeypatch.setattr(ccl_plans, "CCL_SAMPLE_VOXELS", 32**3)
+    monkeypatch.setattr(ccl_plans, "CCL_SAMPLE_VOXELS", 8 * 32**3)  # eight boxes of 40x40x20
     plan = dry(tmp_path, ccl_plans.plan_ccl_faces, seg, 0, SHAPE)
     assert plan.sample["sub_box"] and any("statistical" in n for n in plan.notes)
     before = data_tree(tmp_path)
@@ -162,6 +183,7 @@ def test_ccl_tasks_bigger_than_the_budget_sample_a_sub_box(tmp_path, seg, monkey
     files, nbytes = written(before, data_tree(tmp_path), tmp_path)
     assert plan.files_written == files
     assert 1 / 1.5 < plan.bytes_written / nbytes < 1.5, (plan.bytes_written, nbytes)
+    print(f"ccl faces, sub-boxes {plan.sample['sub_box']}: bytes {plan.bytes_written:,} vs {nbytes:,}")
 
 
 # -- the command line --------------------------------------------------------------------------
