@@ -302,28 +302,14 @@ def _relabel_table_bytes(counts: Sequence[float], tasks: int, per_task_labels: i
 def plan_ccl_calc_labels(cloudpath: str, mip: int, shape=(512, 512, 512), connectivity: Optional[int] = None) -> Plan:
     """The plan of ``create_relabeling`` (synchronous): labels per task from ``LINK_SAMPLES``
     equivalences files (each names its task's largest label), tables sized from them."""
-    from igneous.errors import InvalidParameterError
     from igneous.ops.ccl import parse_label_map
-    from igneous.tasks.image.ccl_layout import CCLGrid, equivalences_path
-    from igneous.tasks.image.ccl_relabel import check_connectivity, check_triple, recorded_params
-    from igneous.volumes import open_volume
+    from igneous.tasks.image.ccl_layout import equivalences_path
+    from igneous.tasks.image.ccl_relabel import check_relabeling
 
-    vol = open_volume(cloudpath, mip)
-    shape = check_triple(shape, "shape")
-    params = recorded_params(vol, mip, "calc-labels")
-    if tuple(params.shape) != shape:
-        raise InvalidParameterError(f"shape {','.join(map(str, shape))} differs from the faces step's "
-                                    f"{','.join(map(str, params.shape))}; calc-labels must use the same task shape")  # fmt: skip
-    if connectivity is not None and check_connectivity(connectivity) != params.connectivity:
-        raise InvalidParameterError(f"connectivity {connectivity} differs from the faces step's {params.connectivity}")
+    vol, params, grid = check_relabeling(cloudpath, mip, shape, connectivity)
     key = vol.meta.key(mip)
-    grid = CCLGrid.of(vol, mip, shape)
     t = grid.num_tasks
     cf = CloudFiles(vol.meta.cloudpath, progress=False)
-    eq_names = list(cf.list(f"{key}/ccl/equivalences/"))
-    if len(eq_names) < t:
-        raise InvalidParameterError(f"{t - len(eq_names)} of {t} equivalence files are missing; "
-                                    "run `igneous image ccl links` to completion first")  # fmt: skip
     per_task = grid.labels_per_task
     counts = []
     for point in spread_cells(grid.grid_size, LINK_SAMPLES):
