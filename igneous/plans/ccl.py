@@ -18,7 +18,15 @@ from cloudfiles import CloudFiles
 from cloudfiles.compression import compress as compress_bytes
 
 from igneous.plan import Output, Plan, grid_reads, task_requests
-from igneous.plans.common import box_voxels, chunk_gets, chunked_bytes, finish_plan, run_compress, spread_cells
+from igneous.plans.common import (
+    box_voxels,
+    chunk_gets,
+    chunked_bytes,
+    finish_plan,
+    run_compress,
+    spread_cells,
+    stored_bytes_per_voxel,
+)
 from igneous.throughput import CCL_LINKS_PER_TABLE_BYTE
 
 __all__ = [
@@ -34,6 +42,7 @@ CCL_SAMPLE_VOXELS = 2**24  # voxels labelled (or relabelled) per plan: about 0.3
 MAX_SAMPLE_TASKS = 8
 LINK_SAMPLES = 16  # links and calc-labels read small files: more tasks, spread over the grid
 KINDS = ("labels", "leading", "counts", "faces")
+VOLUME_KINDS = ("labels", "counts")  # files that grow with a task's voxels; the others with its faces
 
 
 def _kind(path: str) -> str:
@@ -54,8 +63,6 @@ def _offset(grid, point) -> list:
 def _run_kwargs(threshold_gte, threshold_lte, connectivity) -> dict:
     return {"threshold_gte": threshold_gte, "threshold_lte": threshold_lte, "connectivity": int(connectivity)}
 
-
-VOLUME_KINDS = ("labels", "counts")  # files that grow with a task's voxels; the others with its faces
 
 
 @dataclass
@@ -169,7 +176,7 @@ def plan_ccl_faces(cloudpath: str, mip: int, shape=(512, 512, 512), threshold_gt
         stage=_faces_stage(plan.params.connectivity),
         work=box_voxels(plan.grid.bounds),
         outputs=_faces_outputs(plan, sample, int(dust_threshold)),
-        bytes_read=int(round(box_voxels(plan.grid.bounds) * _stored_bpv(vol, mip))),
+        bytes_read=int(round(box_voxels(plan.grid.bounds) * stored_bytes_per_voxel(vol, mip))),
         task_shape=plan.params.shape,
         sample=_describe(sample),
     )
@@ -181,29 +188,15 @@ def plan_ccl_faces(cloudpath: str, mip: int, shape=(512, 512, 512), threshold_gt
 
 
 def _refuse_other_run(plan) -> None:
-    """As ``create_ccl_face_tasks``: a recorded run with other options is refused."""
-    from igneous.errors import InvalidParameterError
-    from igneous.tasks.image.ccl_relabel import read_params
+    from igneous.task_creation.ccl import check_no_other_run
 
-    recorded = read_params(CloudFiles(_layer_root(plan.cloudpath), progress=False), plan.key)
-    if recorded is not None and recorded.differences(plan.params):
-        raise InvalidParameterError(
-            f"{plan.cloudpath} mip {plan.mip} holds a CCL run with other options "
-            f"({'; '.join(recorded.differences(plan.params))} there vs here); finish it, or run "
-            f"`igneous image ccl clean` first"
-        )
+    check_no_other_run(plan, CloudFiles(_layer_root(plan.cloudpath), progress=False))
 
 
 def _layer_root(path: str) -> str:
     from cloudvolume import CloudVolume
 
     return CloudVolume(path, progress=False).meta.cloudpath
-
-
-def _stored_bpv(vol, mip: int) -> float:
-    from igneous.plans.common import stored_bytes_per_voxel
-
-    return stored_bytes_per_voxel(vol, mip)
 
 
 def _describe(sample: FacesSample) -> dict:
@@ -346,7 +339,9 @@ def _relabel_encoder(relabel, dest_info: dict):
     scale = dest_info["scales"][relabel.ccl.mip]
     chunk, encoding = scale["chunk_sizes"][0], scale["encoding"]
     compress = run_compress(encoding, None)
-    params = {"block_size": scale["compressed_segmentation_block_size"]} if encoding == "compressed_segmentation" else {}
+    params = {}
+    if encoding == "compressed_segmentation":
+        params["block_size"] = scale.get("compressed_segmentation_block_size", (8, 8, 8))
     dtype = np.dtype(dest_info["data_type"])
 
     def encode(box: np.ndarray) -> int:
@@ -462,7 +457,7 @@ def plan_ccl_auto(src_path: str, dest_path: str, mip: int = 0, shape=(512, 512, 
         stage="ccl_auto",
         work=box_voxels(plan.grid.bounds),
         outputs=outputs,
-        bytes_read=int(round(box_voxels(plan.grid.bounds) * _stored_bpv(vol, mip))),
+        bytes_read=int(round(box_voxels(plan.grid.bounds) * stored_bytes_per_voxel(vol, mip))),
         task_shape=plan.params.shape,
         sample={**_describe(sample), "labels_estimated": int(labels), "dtype": info["data_type"]},
     )
@@ -473,13 +468,14 @@ def plan_ccl_auto(src_path: str, dest_path: str, mip: int = 0, shape=(512, 512, 
     faces_files = (5 + (1 if dust else 0)) * t
     out.add_requests({"PUT": out.files_written})
     out.add_requests({"GET": t + _neighbour_reads(plan.grid)})  # links: leading files, neighbours' faces
-    out.add_requests({"GET": t * (2 if dust else 1), "LIST": _list_pages(t) * (2 if dust else 1)})  # calc-labels
+    # calc-labels: the links once, with dust the counts twice (component sizes, then numbering)
+    out.add_requests({"GET": t * (3 if dust else 1), "LIST": _list_pages(t) * (2 if dust else 1)})
     out.add_requests({"GET": 2 * t})  # relabel: labels files and tables
     out.add_requests({"LIST": _list_pages(3 * t) + _list_pages(t)})  # auto's checks that faces and links finished
     if existing != info:
         out.add_requests({"PUT": 1})  # the destination's info
     if clean:
-        intermediate = faces_files + 3 * t + 2
+        intermediate = faces_files + 2 * t + 2  # + params.json, equivalences, relabel tables, max_label.json
         out.add_requests({"LIST": _list_pages(intermediate), "DELETE": _list_pages(intermediate)})
         out.notes.append(f"{ccl}/ (everything but the destination) is deleted at the end (--clean)")
     out.notes.append("links and calc-labels are priced from the faces sample's label counts (estimates)")

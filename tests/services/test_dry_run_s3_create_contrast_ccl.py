@@ -95,6 +95,31 @@ def test_ccl_auto_on_s3(boto, bucket, log):  # noqa: F811
     check("s3 ccl auto --no-clean", plan, run, log, boto, bucket)
 
 
+def test_ccl_auto_with_clean_and_dust_on_s3(boto, bucket, log):  # noqa: F811
+    """With --clean the intermediate files are listed and deleted: requests (not bytes: they are
+    gone) against moto's log."""
+    from click.testing import CliRunner
+
+    from igneous_cli import main
+
+    seg = make_layer(
+        f"s3://{bucket}/segclean", segmentation_data((128, 128, 96), cells=30, seed=8), chunk_size=(64, 64, 32),
+        encoding="compressed_segmentation", resolution=(16, 16, 40),
+    )  # fmt: skip
+    dest = f"s3://{bucket}/segclean-cc"
+    plan = unchanged(boto, bucket, ccl_plans.plan_ccl_auto, seg, dest, 0, (64, 64, 32), dust_threshold=100)
+    before = log.settled()
+    result = CliRunner().invoke(main, ["image", "ccl", "auto", seg, dest, "--shape", "64,64,32", "--dust", "100"])
+    assert result.exit_code == 0, result.output
+    after = log.settled()
+    actual = {kind: (after - before).get(kind, 0) for kind in REQUEST_KINDS}
+    predicted = {kind: int(plan.requests.get(kind, 0)) for kind in REQUEST_KINDS}
+    ACCURACY.append(("s3 ccl auto --dust 100 (clean)", predicted, actual, plan.bytes_written, 0))
+    assert abs(sum(predicted.values()) - sum(actual.values())) <= 0.1 * sum(actual.values()), (predicted, actual)
+    for kind in ("GET", "PUT", "DELETE"):
+        assert abs(predicted[kind] - actual[kind]) <= 0.1 * actual[kind], (kind, predicted, actual)
+
+
 def test_accuracy_table():
     """Not a check: prints predicted vs counted requests and bytes (run with -s to see it)."""
     for case, predicted, actual, pbytes, abytes in ACCURACY:
