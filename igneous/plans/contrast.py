@@ -19,23 +19,21 @@ from igneous.plans.common import (
     ImageSample,
     box_voxels,
     chunk_gets,
+    committed,
     finish_plan,
     level_outputs,
     run_compress,
     sample_block,
     sampled_bpv,
+    stored_bytes_per_voxel,
 )
 from igneous.throughput import NEW_LAYER_PROBE
 
 __all__ = ["plan_luminance_levels", "plan_equalize", "plan_clahe_run"]
 
 
-def _stored_chunk_bytes(vol: CloudVolume, mip: int, sample: Optional[ImageSample] = None) -> float:
-    """Mean stored bytes of one chunk file of ``vol`` at ``mip``."""
-    if sample is not None:
-        return sample.stored_bpv * float(np.prod(vol.meta.chunk_size(mip)))
-    from igneous.plans.common import stored_bytes_per_voxel
-
+def _stored_chunk_bytes(vol: CloudVolume, mip: int) -> float:
+    """Mean stored bytes of one chunk file of ``vol`` at ``mip`` (from a few files' sizes)."""
     return stored_bytes_per_voxel(vol, mip) * float(np.prod(vol.meta.chunk_size(mip)))
 
 
@@ -86,17 +84,30 @@ def plan_luminance_levels(
     return finish_plan(plan, layer_path)
 
 
-def plan_equalize(src_path: str, dest_path: str, levels_path: Optional[str] = None, **kwargs) -> Plan:
-    """The plan of ``create_contrast_normalization_tasks(src, dest, **kwargs)`` (same arguments)."""
+def plan_equalize(
+    src_path: str,
+    dest_path: str,
+    levels_path: Optional[str] = None,
+    shape=None,
+    mip: int = 0,
+    clip_fraction: float = 0.01,
+    fill_missing: bool = False,
+    translate=(0, 0, 0),
+    minval=None,
+    maxval=None,
+    bounds=None,
+    bounds_mip: int = 0,
+) -> Plan:
+    """The plan of ``create_contrast_normalization_tasks`` (same arguments)."""
     from igneous.ops.contrast import apply_lut, clip_values, stretch_lut
     from igneous.ops.downsample import DownsampleMethods, resolve_method
     from igneous.task_creation.contrast import plan_contrast_normalization
     from igneous.tasks.image.contrast import load_levels
 
-    job = plan_contrast_normalization(src_path, dest_path, levels_path, **kwargs)
+    job = plan_contrast_normalization(src_path, dest_path, levels_path, shape, mip, clip_fraction, fill_missing,
+                                      translate, minval, maxval, bounds, bounds_mip)  # fmt: skip
     dest, grid = job.dest, job.tasks
-    mip = int(kwargs.get("mip", 0))
-    translate = Vec(*kwargs.get("translate", (0, 0, 0)))
+    translate = Vec(*translate)
     src = CloudVolume(src_path, mip=mip, progress=False)
     region = Bbox.intersection(grid.bounds, src.meta.bounds(mip))
     levels = len(dest.info["scales"]) - 1 - mip
@@ -104,15 +115,14 @@ def plan_equalize(src_path: str, dest_path: str, levels_path: Optional[str] = No
     reads = grid_reads(grid.bounds, grid.shape, src.meta.chunk_size(mip), src.meta.voxel_offset(mip),
                        src.meta.bounds(mip))  # fmt: skip
     sample = ImageSample(src, mip, region, sample_block(src.meta.chunk_size(mip), (2, 2, 1), levels))
-    clip_fraction = float(kwargs.get("clip_fraction", 0.01))
     sample.images = [np.array(image) for image in sample.images]  # writable copies, stretched below
     for box, image in zip(sample.boxes, sample.images):
         zs = range(int(box.minpt.z), int(box.maxpt.z))
         hist = load_levels(levels_path or src_path, mip, zs)
         for i, z in enumerate(zs):
-            clip = clip_values(hist[z], clip_fraction)
+            clip = clip_values(hist[z], float(clip_fraction))
             if clip is not None:
-                lut = stretch_lut(clip[0], clip[1], image.dtype, kwargs.get("minval"), kwargs.get("maxval"))
+                lut = stretch_lut(clip[0], clip[1], image.dtype, minval, maxval)
                 image[:, :, i, :] = apply_lut(image[:, :, i, :], lut)
     compress = run_compress(dest.meta.encoding(mip), None)
     method = resolve_method(DownsampleMethods.AUTO, dest.layer_type, dest.dtype)
@@ -140,24 +150,33 @@ def plan_equalize(src_path: str, dest_path: str, levels_path: Optional[str] = No
     plan.add_requests({"GET": xy_tasks * int(region.size3().z)})  # every task reads its slices' histograms
     plan.add_requests(task_requests("ContrastNormalizationTask"), tasks)
     plan.add_requests({"PUT": plan.files_written})
-    if not _exists(dest_path):
+    if not committed(dest_path):
         plan.add_requests(NEW_LAYER_PROBE)
     return finish_plan(plan, dest_path)
 
 
-def plan_clahe_run(src: str, dest: str, **kwargs) -> Plan:
-    """The plan of ``create_clahe_tasks(src, dest, **kwargs)``: ``SAMPLES`` blocks of whole CLAHE
+def plan_clahe_run(
+    src: str,
+    dest: str,
+    shape=None,
+    mip: int = 0,
+    fill_missing: bool = False,
+    bounds=None,
+    bounds_mip: int = 0,
+    clip_limit: float = 40.0,
+    tile_grid_size=(8, 8),
+) -> Plan:
+    """The plan of ``create_clahe_tasks`` (same arguments): ``SAMPLES`` blocks of whole CLAHE
     tiles (one chunk deep) equalised as the tasks do, then encoded in the destination's chunks."""
     from igneous.ops.clahe import clahe_region, tile_size
     from igneous.task_creation.contrast import plan_clahe
 
-    job = plan_clahe(src, dest, **kwargs)
+    job = plan_clahe(src, dest, shape, mip, fill_missing, bounds, bounds_mip, clip_limit, tile_grid_size)
     destvol, grid = job.dest, job.tasks
-    mip = int(kwargs.get("mip", 0))
     vol = CloudVolume(src, mip=mip, progress=False, fill_missing=True)
     layer = vol.meta.bounds(mip)
     region = Bbox.intersection(grid.bounds, layer)
-    tile = tile_size(grid.shape, kwargs.get("tile_grid_size", (8, 8)))
+    tile = tile_size(grid.shape, tile_grid_size)
     chunk = Vec(*vol.meta.chunk_size(mip))
     tasks = len(grid)
     # a task reads its box grown by about one tile on each side (on the tile grid, within the layer)
@@ -166,13 +185,12 @@ def plan_clahe_run(src: str, dest: str, **kwargs) -> Plan:
     block = Vec(*[min(int(s), max(int(c), 2 * int(t))) for s, c, t in zip(grid.shape[:2], chunk[:2], tile)], chunk.z)
     boxes = sample_boxes(region, block, layer.minpt, SAMPLES)
     images = []
-    clip_limit = float(kwargs.get("clip_limit", 40.0))
     for box in boxes:
         img = np.asarray(vol.download(box, mip=mip))
         out = np.empty_like(img)
         for i in range(img.shape[2]):
             pad = [(-int(s)) % int(t) for s, t in zip(img.shape[:2], tile)]
-            out[:, :, i, 0] = clahe_region(img[:, :, i, 0], tile, clip_limit, pad)
+            out[:, :, i, 0] = clahe_region(img[:, :, i, 0], tile, float(clip_limit), pad)
         images.append(out)
     encoding = destvol.meta.encoding(mip)
     bpv = sampled_bpv(images, destvol.meta.chunk_size(mip), encoding, run_compress(encoding, None),
@@ -191,12 +209,6 @@ def plan_clahe_run(src: str, dest: str, **kwargs) -> Plan:
     plan.add_requests({"GET": chunk_gets(vol, mip, reads, tasks, grid.shape)})
     plan.add_requests(task_requests("CLAHETask"), tasks)
     plan.add_requests({"PUT": plan.files_written})
-    if not _exists(dest):
+    if not committed(dest):
         plan.add_requests(NEW_LAYER_PROBE)
     return finish_plan(plan, dest)
-
-
-def _exists(path: str) -> bool:
-    from igneous.plans.common import committed
-
-    return committed(path)
