@@ -7,6 +7,9 @@ Generated TIFF series are cached in ``benchmarks/data/ingest_cache`` (or
   slices, written outside the clock) → a new layer (chunks 128×128×64, raw + gzip). Floor:
   decoding every slice with tifffile + encoding every output chunk (cloudvolume.chunks + gzip),
   timed in the same run. Target ≤ 1.3× floor; Mvox/s reported.
+* ``ingest_array``: the ``img`` layer as one Fortran-ordered .npy → a new layer (chunks
+  128×128×64, raw + gzip), written by ``create_image_from_array`` (synchronous). Calibrates
+  ``image create --dry-run`` of array files; no target.
 * ``ingest_big_slices``: 16 slices of 16384×16384 uint8 (uncompressed TIFF, ``img`` tiled 8×8),
   ``memory_target=1e9``, chunks 128×128×16. Target: peak RSS ≤ 1.2 GB.
 * ``equalize``: histograms of ``img`` (outside the clock), then
@@ -33,6 +36,7 @@ CLAHE = {"clip_limit": 40.0, "tile_grid_size": [8, 8]}
 INGEST_TARGETS = {
     "ingest_series": {"ratio_to_floor_max": 1.3},
     "ingest_big_slices": {"rss_mb_max": 1.2 * 1000**3 / 2**20},
+    "ingest_array": {},
     "equalize": {"ratio_to_floor_max": 1.3},
     "clahe": {"ratio_to_floor_max": 1.3},
 }
@@ -180,7 +184,10 @@ def equalize(layer: str, dest: str, shape, profile=None) -> dict:
 
     import igneous.task_creation as tc
 
-    _run(tc.create_luminance_levels_tasks("file://" + layer))  # the input: histograms, untimed
+    histogram = Timer()  # the input: histograms, timed apart (dry-run calibration of `contrast histogram`)
+    with histogram.phase("histogram"):
+        levels_tasks = tc.create_luminance_levels_tasks("file://" + layer)
+        _run(levels_tasks)
     rss_before = max_rss_mb()
     timer = Timer()
     with profiled(profile):
@@ -196,6 +203,7 @@ def equalize(layer: str, dest: str, shape, profile=None) -> dict:
     problems = check_scales(dest, range(num_mips + 1))
     return {"wall_s": timer.total("wall_s"), "cpu_s": timer.total("cpu_s"), "phases": timer.phases,
             "tasks": ntasks, "num_mips": num_mips, "input_voxels": int(np.prod(_layer_size(layer))),
+            "histogram": {**histogram.phases["histogram"], "tasks": len(levels_tasks)},
             "rss_before_work_mb": rss_before, "problems": problems, "ok": not problems}  # fmt: skip
 
 
@@ -256,17 +264,47 @@ def clahe_floor(layer_dir: str, clip_limit: float, tile_grid_size, out_chunk) ->
             "input_voxels": int(out.size), "ok": True, **libdeflate_status()}  # fmt: skip
 
 
+def write_array(data_dir: str, out: str) -> str:
+    """``img`` as one Fortran-ordered .npy (x, y, z), written once."""
+    path = os.path.join(out, "img.npy")
+    if not os.path.exists(path):
+        os.makedirs(out, exist_ok=True)
+        np.save(path + ".tmp.npy", np.asfortranarray(_img_slices(data_dir)))
+        os.replace(path + ".tmp.npy", path)
+    return path
+
+
+def ingest_array(path: str, dest: str, chunk, compress: str = "gzip", profile=None) -> dict:
+    """``image create`` of one .npy (synchronous, this process)."""
+    from stages import Timer, check_scales, max_rss_mb, profiled
+
+    from igneous.task_creation.ingest import create_image_from_array
+
+    shutil.rmtree(dest, ignore_errors=True)
+    rss_before = max_rss_mb()
+    timer = Timer()
+    with profiled(profile):
+        with timer.phase("run"):
+            create_image_from_array(path, "file://" + dest, chunk_size=chunk, compress=compress, progress=False)
+    problems = check_scales(dest, [0])
+    return {"wall_s": timer.total("wall_s"), "cpu_s": timer.total("cpu_s"), "phases": timer.phases, "tasks": 0,
+            "input_voxels": int(np.prod(_layer_size(dest))), "rss_before_work_mb": rss_before,
+            "problems": problems, "ok": not problems}  # fmt: skip
+
+
 def make_inputs(data_dir: str, which: str) -> dict:
     """Write a cached series in a child: the parent must stay small, since a child's peak RSS
     (wait4's ru_maxrss) starts at its parent's RSS when forked."""
-    if which == "big":
+    if which == "array":
+        write_array(data_dir, os.path.join(CACHE, "array"))
+    elif which == "big":
         write_big_series(data_dir, os.path.join(CACHE, "big"))
     else:
         write_series(data_dir, os.path.join(CACHE, "series"))
     return {"ok": True, "wall_s": 0.0}
 
 
-CHILD_STAGES = {"ingest_inputs": make_inputs, "ingest": ingest, "series_floor": series_floor, "equalize_stage": equalize, "clahe_stage": clahe,
+CHILD_STAGES = {"ingest_inputs": make_inputs, "ingest": ingest, "ingest_array_stage": ingest_array, "series_floor": series_floor, "equalize_stage": equalize, "clahe_stage": clahe,
                 "clahe_floor": clahe_floor}  # fmt: skip
 
 
@@ -307,6 +345,18 @@ def ingest_series(runner, data_dir: str, repeat: int, profile: bool) -> dict:
     result = _stage(runner, "ingest_series", repeat, spec, "series_floor", {"series": series, "chunk": SERIES_CHUNK},
                     INGEST_TARGETS["ingest_series"], cleanup=lambda: shutil.rmtree(dest, ignore_errors=True))  # fmt: skip
     result["params"] = {"slices": 128, "slice": [2048, 2048], "chunk": SERIES_CHUNK, "compress": "gzip"}
+    return result
+
+
+def ingest_array_stage(runner, data_dir: str, repeat: int, profile: bool) -> dict:
+    runner.child("ingest_inputs", {"data_dir": data_dir, "which": "array"}, "ingest_array-inputs")
+    path = os.path.join(CACHE, "array", "img.npy")
+    dest = os.path.join(runner.work_dir, "ingest_array", "dest")
+    print(f"ingest_array: {path} (img as one .npy) chunks {SERIES_CHUNK}, gzip, this process", flush=True)
+    spec = {"_stage": "ingest_array_stage", "path": path, "dest": dest, "chunk": SERIES_CHUNK}
+    result = _stage(runner, "ingest_array", repeat, spec, None, None, INGEST_TARGETS["ingest_array"],
+                    cleanup=lambda: shutil.rmtree(dest, ignore_errors=True))  # fmt: skip
+    result["params"] = {"array": "img.npy", "chunk": SERIES_CHUNK, "compress": "gzip"}
     return result
 
 
@@ -364,5 +414,5 @@ def clahe_stage(runner, data_dir: str, repeat: int, profile: bool) -> dict:
     return result
 
 
-PARENT_STAGES = {"ingest_series": ingest_series, "ingest_big_slices": ingest_big_slices,
+PARENT_STAGES = {"ingest_series": ingest_series, "ingest_array": ingest_array_stage, "ingest_big_slices": ingest_big_slices,
                  "equalize": equalize_stage, "clahe": clahe_stage}  # fmt: skip

@@ -18,6 +18,7 @@ __all__ = [
     "SHARDED_READ",
     "MESH_MERGE_BYTES_RATIO",
     "MEASURED",
+    "CCL_LINKS_PER_TABLE_BYTE",
 ]
 
 MEASURED = {"date": "2026-12-04", "git": "3fa3b4a", "harness": "benchmarks/run.py --repeat 1", "cpus": 2}
@@ -112,3 +113,137 @@ SHARDED_READ = {"per_slab": 2, "per_chunk": 0.25}
 # and on tests/integration/test_dry_run.py's Voronoi segmentation: sharded 0.39, unsharded 0.35.
 # Labels larger than min_chunk_size get extra LODs, each up to a quarter of the one below.
 MESH_MERGE_BYTES_RATIO = {"sharded": 0.36, "unsharded": 0.33}
+
+# -- stages calibrated later (ingest, contrast, CCL): each entry's "measured" overrides MEASURED --
+
+_CCL_RUN = {
+    "date": "2026-12-04",
+    "git": "1047ab1",
+    "harness": "benchmarks/run.py --only ccl_auto --repeat 1",
+    "cpus": 2,
+    "load": "1-minute load 2.9-5.1 (shared machine): CPU-seconds, not wall, are used",
+}
+THROUGHPUT.update(
+    {
+        "ccl_faces": {
+            "unit": "voxels read",
+            "per_cpu_s": 134_217_728 / 2.155,
+            "source": "stage ccl_auto_6, faces phase: seg 512^3 uint64, 256^3 tasks, 6-connected, 2.16 cpu-s",
+            "measured": _CCL_RUN,
+        },
+        "ccl_faces_26": {
+            "unit": "voxels read",
+            "per_cpu_s": 134_217_728 / 2.791,
+            "source": "stage ccl_auto_26, faces phase: seg 512^3 uint64, 256^3 tasks, 26-connected, 2.79 cpu-s",
+            "measured": _CCL_RUN,
+        },
+        "ccl_links": {
+            "unit": "voxels of the layer",
+            "per_cpu_s": 134_217_728 / 0.242,
+            "source": "stage ccl_auto_6, links phase: 8 tasks of 256^3 (seg 512^3), 0.242 cpu-s",
+            "measured": _CCL_RUN,
+        },
+        "ccl_relabel": {
+            "unit": "voxels written",
+            "per_cpu_s": 134_217_728 / 2.929,
+            "source": "stage ccl_auto_6, relabel phase: seg 512^3 into compresso, 256^3 tasks, 2.93 cpu-s",
+            "measured": _CCL_RUN,
+        },
+        "ccl_auto": {
+            "unit": "voxels of the layer",
+            "per_cpu_s": 134_217_728 / 5.36,
+            "source": "stage ccl_auto_6, all steps: seg 512^3 uint64, 256^3 tasks, compresso, 5.36 cpu-s",
+            "measured": _CCL_RUN,
+        },
+    }
+)
+
+_INGEST_RUN = {
+    "date": "2026-12-04",
+    "git": "c28855e",
+    "harness": "benchmarks/run.py --only ingest_series ingest_array equalize clahe ccl_calc_memory --repeat 1",
+    "cpus": 2,
+    "load": "1-minute load 3.8-3.9 (shared machine): CPU-seconds, not wall, are used",
+}
+THROUGHPUT.update(
+    {
+        "ingest_stack": {
+            "unit": "voxels written",
+            "per_cpu_s": 536_870_912 / 8.859,
+            "source": "stage ingest_series: 128 uncompressed TIFF slices 2048^2 uint8 -> chunks 128x128x64 raw+gzip, "
+            "2 tasks, 8.86 cpu-s",
+            "measured": _INGEST_RUN,
+        },
+        "ingest_array": {
+            "unit": "voxels written",
+            "per_cpu_s": 536_870_912 / 9.926,
+            "source": "stage ingest_array: img as one 2048x2048x128 uint8 .npy -> chunks 128x128x64 raw+gzip, "
+            "this process, 9.93 cpu-s",
+            "measured": _INGEST_RUN,
+        },
+        "histogram": {
+            "unit": "voxels decoded (whole chunks read by the patches)",
+            "per_cpu_s": 128 * 256 * 262_144 / 33.072,
+            "source": "stage equalize, its histogram input: img 2048^2 x 128 slices, chunks 128x128x16, coverage 0.01 "
+            "(one 2048^2 patch per slice: 256 chunks each), 128 tasks, 33.1 cpu-s",
+            "measured": _INGEST_RUN,
+        },
+        "equalize": {
+            "unit": "voxels read",
+            "per_cpu_s": 536_870_912 / 15.982,
+            "source": "stage equalize: img 2048x2048x128 uint8, 2048x2048x64 tasks, 4 pyramid levels, gzip, 15.98 cpu-s",
+            "measured": _INGEST_RUN,
+        },
+        "clahe": {
+            "unit": "voxels read",
+            "per_cpu_s": 536_870_912 / 13.276,
+            "source": "stage clahe: img 2048x2048x128 uint8, whole-slice tasks, 256-px tiles, clip 40, 13.28 cpu-s",
+            "measured": _INGEST_RUN,
+        },
+        "ccl_calc_labels": {
+            "unit": "labels",
+            "per_cpu_s": 16_776_451 / 6.338,
+            "source": "stage ccl_calc_memory: lattice 512^3 of one-voxel components, 128^3 tasks (512 tasks), "
+            "16.8 M labels, 6.34 cpu-s",
+            "measured": _INGEST_RUN,
+        },
+    }
+)
+
+# Requests of the tasks and planners above, counted in moto's request log on the cases of
+# tests/services/test_dry_run_s3_create_contrast_ccl.py (IGNEOUS_TEST_REQUEST_DETAIL=1): a task
+# opens its layers (info and provenance of each), a planner reads them a few times and records
+# provenance. CCL relabel's destination is looked up as a file, without cloud-volume's probe.
+TASK_REQUESTS.update(
+    {
+        "ImageStackIngestTask": {"GET": 2},
+        "create_image_from_array": {},
+        "LuminanceLevelsTask": {"GET": 2},
+        "ContrastNormalizationTask": {"GET": 4},  # + one levels file per slice of its box
+        "CLAHETask": {"GET": 4},
+        "CCLFacesTask": {"GET": 2},
+        "CCLEquivalancesTask": {"GET": 2},  # + its leading file and its lower neighbours' faces
+        "create_relabeling": {"GET": 3},  # info, provenance, params.json
+        "RelabelCCLTask": {"GET": 4},  # + its labels file and relabel table
+    }
+)
+PLAN_REQUESTS.update(
+    {
+        "image create": {"GET": 4, "PUT": 1},
+        "image contrast histogram": {"GET": 4, "PUT": 1},
+        "image contrast equalize": {"GET": 6, "PUT": 2, "LIST": 1},  # LIST: are the histograms there?
+        "image contrast clahe": {"GET": 6, "PUT": 2},
+        "image ccl faces": {"GET": 7, "PUT": 1},
+        "image ccl links": {"GET": 9, "PUT": 1},
+        "image ccl calc-labels": {},
+        "image ccl relabel": {"GET": 14, "PUT": 1},
+        # the steps' own planning, the provenance of three steps, and links checking the faces again
+        "image ccl auto": {"GET": 41, "PUT": 3, "LIST": 1},
+    }
+)
+
+# ``ccl auto`` prices the links before the faces exist: bytes of equivalences files per byte of
+# relabel tables (which list every label). Measured 0.60 on benchmarks' seg (real EM labels,
+# 256^3 tasks) and 1.44 on tests' Voronoi segmentation (64x64x32 tasks, most labels on a face);
+# the ratio falls as tasks grow. Equivalences are well under 1% of the bytes of a run.
+CCL_LINKS_PER_TABLE_BYTE = 1.0

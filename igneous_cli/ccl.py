@@ -7,16 +7,17 @@ each step and stops, naming the step, when one did not finish.
 
 from __future__ import annotations
 
-import sys
-
 import click
 
+import igneous.plans.ccl as plans
 import igneous.task_creation as tc
+from igneous.progress import interactive
 from igneous.queues.steps import StepIncomplete, run_step
 from igneous.task_creation.ccl import plan_ccl, plan_ccl_relabel, unfinished_tasks
 from igneous.tasks.image.ccl import clean_intermediate_files, create_relabeling
 from igneous_cli.common import enqueue_tasks, get_parallel, numberify
 from igneous_cli.params import CloudPath, EncodingType, Tuple3, fill_missing_option, options, queue_option
+from igneous_cli.plan import dry_run_options
 
 __all__ = ["ccl"]
 
@@ -87,20 +88,26 @@ def ccl() -> None:
 @ccl.command()
 @click.argument("src", type=CloudPath())
 @run_options
+@dry_run_options
 @click.pass_context
-def faces(ctx, src, shape, mip, queue, threshold_gte, threshold_lte, fill_missing, dust, connectivity):
+def faces(ctx, src, shape, mip, queue, threshold_gte, threshold_lte, fill_missing, dust, connectivity, dry_run):
     """Pass 1: label each task box of SRC and write the faces it shares with its neighbours."""
     kwargs = _common(threshold_gte, threshold_lte, fill_missing, dust, connectivity)
+    if dry_run:
+        return dry_run.show(plans.plan_ccl_faces(src, mip, shape, **kwargs))
     enqueue_tasks(ctx, queue, tc.create_ccl_face_tasks(src, mip, shape, **kwargs))
 
 
 @ccl.command()
 @click.argument("src", type=CloudPath())
 @run_options
+@dry_run_options
 @click.pass_context
-def links(ctx, src, shape, mip, queue, threshold_gte, threshold_lte, fill_missing, dust, connectivity):
+def links(ctx, src, shape, mip, queue, threshold_gte, threshold_lte, fill_missing, dust, connectivity, dry_run):
     """Pass 2: link each task's labels to its neighbours' (needs every face of pass 1)."""
     kwargs = _common(threshold_gte, threshold_lte, fill_missing, dust, connectivity)
+    if dry_run:
+        return dry_run.show(plans.plan_ccl_links(src, mip, shape, **kwargs))
     enqueue_tasks(ctx, queue, tc.create_ccl_equivalence_tasks(src, mip, shape, **kwargs))
 
 
@@ -109,9 +116,12 @@ def links(ctx, src, shape, mip, queue, threshold_gte, threshold_lte, fill_missin
 @mip_option(required=True)
 @shape_option()
 @click.option("--connectivity", default=None, type=int, help="Checked against the faces step's (default: its own).")
-def calc_labels(src, mip, shape, connectivity):
+@dry_run_options
+def calc_labels(src, mip, shape, connectivity, dry_run):
     """Pass 3 (here, synchronous): number the components 1…N from every task's links."""
-    n = create_relabeling(src, mip, shape, progress=sys.stderr.isatty(), connectivity=connectivity)
+    if dry_run:
+        return dry_run.show(plans.plan_ccl_calc_labels(src, mip, shape, connectivity=connectivity))
+    n = create_relabeling(src, mip, shape, progress=interactive(), connectivity=connectivity)
     click.echo(f"{n} connected components", err=True)
 
 
@@ -121,11 +131,15 @@ def calc_labels(src, mip, shape, connectivity):
 @run_options
 @click.option("--chunk-size", type=Tuple3(), default=None, help="Chunk size of DEST (default: SRC's at --mip).")
 @click.option("--encoding", type=EncodingType(), default="compresso", show_default=True, help="Encoding of DEST.")
+@dry_run_options
 @click.pass_context
 def relabel(ctx, src, dest, shape, mip, queue, threshold_gte, threshold_lte, fill_missing, dust, connectivity,
-            chunk_size, encoding):  # fmt: skip
+            chunk_size, encoding, dry_run):  # fmt: skip
     """Pass 4: write each task box with its final ids to the new layer DEST."""
     kwargs = _common(threshold_gte, threshold_lte, fill_missing, dust, connectivity)
+    if dry_run:
+        plan = plans.plan_ccl_relabel_run(src, dest, mip, shape, chunk_size=chunk_size, encoding=encoding, **kwargs)
+        return dry_run.show(plan)
     tasks = tc.create_ccl_relabel_tasks(src, dest, mip, shape, chunk_size=chunk_size, encoding=encoding, **kwargs)
     enqueue_tasks(ctx, queue, tasks)
 
@@ -159,17 +173,20 @@ def clean(src, mip):
     show_default=True,
     help="With --queue: leases a task gets before it is dead-lettered and the step fails.",
 )
+@dry_run_options
 @click.pass_context
 def auto(ctx, src, dest, shape, mip, chunk_size, encoding, queue, clean, threshold_gte, threshold_lte, fill_missing,
-         dust, connectivity, max_attempts):  # fmt: skip
+         dust, connectivity, max_attempts, dry_run):  # fmt: skip
     """All passes in order. With --queue, this process drains the queue after each step (-p workers)."""
     kwargs = _common(threshold_gte, threshold_lte, fill_missing, dust, connectivity)
+    if dry_run:
+        return dry_run.show(plans.plan_ccl_auto(src, dest, mip, shape, chunk_size, encoding, clean=clean, **kwargs))
     run = dict(kwargs)
     run.pop("fill_missing")
     # Everything that can be refused is refused before the first file is written.
     plan_ccl_relabel(src, dest, mip, shape, chunk_size, encoding, require_labels=False, **run)
     plan = plan_ccl(src, mip, shape, **run)
-    step = dict(queue=queue, parallel=get_parallel(ctx), progress=sys.stderr.isatty(), max_attempts=max_attempts)
+    step = dict(queue=queue, parallel=get_parallel(ctx), progress=interactive(), max_attempts=max_attempts)
     try:
         run_step("faces", tc.create_ccl_face_tasks(src, mip, shape, **kwargs),
                  unfinished=lambda: unfinished_tasks(plan, "faces"), **step)  # fmt: skip

@@ -9,6 +9,7 @@ import click
 import igneous.task_creation as tc
 from igneous_cli.common import compute_bounds, enqueue_tasks, numberify
 from igneous_cli.params import CloudPath, Tuple2, Tuple3, fill_missing_option, mip_option, queue_option, range_options
+from igneous_cli.plan import dry_run_options
 
 __all__ = ["contrast", "roi"]
 
@@ -31,9 +32,16 @@ def _bounds(path, mip, bounds_mip, xrange, yrange, zrange):
 @range_options(bounds_mip=True)
 @click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False), help="Also draw per-z clip percentiles and median to this PNG.")
 @click.option("--clip-fraction", default=0.01, type=float, show_default=True, help="Clip fraction drawn by --plot.")
+@dry_run_options
 @click.pass_context
-def histogram(ctx, path, queue, mip, coverage, xrange, yrange, zrange, bounds_mip, plot_path, clip_fraction):
+def histogram(ctx, path, queue, mip, coverage, xrange, yrange, zrange, bounds_mip, plot_path, clip_fraction, dry_run):
     """Sample each z-slice's histogram into PATH/levels/MIP/Z (input of `equalize`)."""
+    if dry_run:
+        from igneous.plans.contrast import plan_luminance_levels
+
+        bounds, bounds_mip = _bounds(path, mip, bounds_mip, xrange, yrange, zrange)
+        return dry_run.show(plan_luminance_levels(path, coverage_factor=coverage, mip=mip, bounds=bounds,
+                                                  bounds_mip=bounds_mip))  # fmt: skip
     if plot_path and queue is not None:
         raise click.UsageError("--plot draws the histograms once written; run it without --queue (or after the queue drains)")
     bounds, bounds_mip = _bounds(path, mip, bounds_mip, xrange, yrange, zrange)
@@ -82,16 +90,19 @@ def draw_levels(summary: dict, plot_path: str, title: str, clip_fraction: float)
 @click.option("--minval", default=None, type=str, help="Output value of the lower clip (default 0).")
 @click.option("--maxval", default=None, type=str, help="Output value of the upper clip (default the dtype's max).")
 @range_options(bounds_mip=True)
+@dry_run_options
 @click.pass_context
 def equalize(ctx, src, dest, shape, translate, queue, mip, clip_fraction, fill_missing, minval, maxval, xrange, yrange,
-             zrange, bounds_mip):  # fmt: skip
+             zrange, bounds_mip, dry_run):  # fmt: skip
     """Stretch each slice of SRC between its clip percentiles into DEST (run `histogram` first)."""
     bounds, bounds_mip = _bounds(src, mip, bounds_mip, xrange, yrange, zrange)
-    tasks = tc.create_contrast_normalization_tasks(
-        src, dest, shape=shape, mip=mip, clip_fraction=clip_fraction, fill_missing=fill_missing, translate=translate,
-        minval=numberify(minval), maxval=numberify(maxval), bounds=bounds, bounds_mip=bounds_mip,
-    )  # fmt: skip
-    enqueue_tasks(ctx, queue, tasks)
+    kwargs = dict(shape=shape, mip=mip, clip_fraction=clip_fraction, fill_missing=fill_missing, translate=translate,
+                  minval=numberify(minval), maxval=numberify(maxval), bounds=bounds, bounds_mip=bounds_mip)  # fmt: skip
+    if dry_run:
+        from igneous.plans.contrast import plan_equalize
+
+        return dry_run.show(plan_equalize(src, dest, **kwargs))
+    enqueue_tasks(ctx, queue, tc.create_contrast_normalization_tasks(src, dest, **kwargs))
 
 
 @contrast.command()
@@ -104,14 +115,19 @@ def equalize(ctx, src, dest, shape, translate, queue, mip, clip_fraction, fill_m
 @range_options(bounds_mip=True)
 @click.option("--clip-limit", default=40.0, type=float, show_default=True, help="CLAHE clip threshold.")
 @click.option("--tile-grid-size", type=Tuple2(), default="8,8", show_default=True, help="CLAHE tiles per task shape.")
+@dry_run_options
 @click.pass_context
 def clahe(ctx, src, dest, shape, queue, mip, fill_missing, xrange, yrange, zrange, bounds_mip, clip_limit,
-          tile_grid_size):  # fmt: skip
+          tile_grid_size, dry_run):  # fmt: skip
     """OpenCV CLAHE of each slice of SRC into DEST, without seams between tasks."""
     bounds, bounds_mip = _bounds(src, mip, bounds_mip, xrange, yrange, zrange)
-    tasks = tc.create_clahe_tasks(src, dest, shape=shape, mip=mip, fill_missing=fill_missing, bounds=bounds,
-                                  bounds_mip=bounds_mip, clip_limit=clip_limit, tile_grid_size=tile_grid_size)  # fmt: skip
-    enqueue_tasks(ctx, queue, tasks)
+    kwargs = dict(shape=shape, mip=mip, fill_missing=fill_missing, bounds=bounds, bounds_mip=bounds_mip,
+                  clip_limit=clip_limit, tile_grid_size=tile_grid_size)  # fmt: skip
+    if dry_run:
+        from igneous.plans.contrast import plan_clahe_run
+
+        return dry_run.show(plan_clahe_run(src, dest, **kwargs))
+    enqueue_tasks(ctx, queue, tc.create_clahe_tasks(src, dest, **kwargs))
 
 
 @click.command()

@@ -20,6 +20,7 @@ from igneous.task_creation.ingest import (
 from igneous_cli.common import enqueue_tasks, numberify
 from igneous_cli.humanbytes import format_bytes
 from igneous_cli.params import CloudPath, CompressType, EncodingType, Tuple3, options, queue_option
+from igneous_cli.plan import dry_run_options, format_report
 
 __all__ = ["create", "design_ingest", "FloatTriple"]
 
@@ -93,9 +94,10 @@ def _layer_kwargs(resolution, offset, seg, encoding, encoding_level, encoding_ef
 @click.option(
     "--downsample", is_flag=True, default=False, help="Build the pyramid afterwards (as `image downsample`)."
 )
+@dry_run_options
 @click.pass_context
 def create(ctx, src, dest, resolution, offset, seg, encoding, encoding_level, encoding_effort, compress, chunk_size,
-           memory, h5_dataset, queue, downsample):  # fmt: skip
+           memory, h5_dataset, queue, downsample, dry_run):  # fmt: skip
     """Create a new layer at DEST from SRC.
 
     SRC is an array file (.npy memory-mapped, .h5/.hdf5 with --h5-dataset, .nii/.nii.gz,
@@ -111,6 +113,13 @@ def create(ctx, src, dest, resolution, offset, seg, encoding, encoding_level, en
             "--downsample needs the ingest finished first; with --queue, run `igneous image downsample DEST "
             "--queue …` once the queue has drained"
         )
+    if dry_run:
+        from igneous.plans.ingest import plan_image_create
+
+        plan = plan_image_create(src, dest, h5_dataset=h5_dataset, **kwargs)
+        if downsample:
+            plan.notes.append("--downsample: price the pyramid with `igneous image downsample DEST --dry-run` after")
+        return dry_run.show(plan)
     if is_array_file(src):
         if queue is not None:
             raise click.UsageError("--queue applies to image stacks; an array file is written by this command itself")
@@ -135,7 +144,7 @@ def design_ingest(src, dest, resolution, offset, seg, encoding, encoding_level, 
         plan = plan_array_ingest(src, dest, h5_dataset=h5_dataset, **kwargs)
         click.echo(f"Array: {src} shape (x,y,z,c) {plan.shape} {plan.dtype}")
         click.echo(f"Written in blocks of {plan.block} voxels by this process (synchronous)")
-        return
+        return _print_priced(src, dest, h5_dataset, kwargs)
     plan = plan_image_stack(src, dest, **kwargs)
     s = plan.summary()
     click.echo(f"Source: {s['source']} ({s['kind']}, {s['slices']} slices of {s['slice']}, {s['format']})")
@@ -148,3 +157,12 @@ def design_ingest(src, dest, resolution, offset, seg, encoding, encoding_level, 
         f"Peak memory per task: {format_bytes(s['memory_per_task'])} (--memory {format_bytes(s['memory_target'])})"
     )
     click.echo(f"Writes: {', '.join(s['files_written'])}")
+    _print_priced(src, dest, h5_dataset, kwargs)
+
+
+def _print_priced(src, dest, h5_dataset, kwargs) -> None:
+    """The plan priced as ``image create --dry-run`` prints it (bytes, requests, CPU-hours)."""
+    from igneous.plan import report
+    from igneous.plans.ingest import plan_image_create
+
+    click.echo(format_report(report(plan_image_create(src, dest, h5_dataset=h5_dataset, **kwargs))))

@@ -58,6 +58,7 @@ __all__ = [
     "RelabelPlan",
     "plan_ccl",
     "plan_ccl_relabel",
+    "check_no_other_run",
     "unfinished_tasks",
     "LABEL_ENCODINGS",
 ]
@@ -240,15 +241,23 @@ def create_ccl_face_tasks(
     """
     plan = plan_ccl(cloudpath, mip, shape, threshold_gte, threshold_lte, dust_threshold, connectivity)
     cf = CloudFiles(CloudVolume(cloudpath, progress=False).meta.cloudpath, progress=False)
-    recorded = read_params(cf, plan.key)
-    if recorded is not None and recorded.differences(plan.params):
-        raise InvalidParameterError(
-            f"{cloudpath} mip {mip} holds a CCL run with other options ({'; '.join(recorded.differences(plan.params))}"
-            f" there vs here); finish it, or run `igneous image ccl clean` first"
-        )
+    recorded = check_no_other_run(plan, cf)
     if recorded is None:
         cf.put(params_path(plan.key), plan.params.dumps(), content_type="application/json", compress=None)
     return _task_grid(plan, CCLFacesTask, "CCLFacesTask", fill_missing, cloudpath=cloudpath)
+
+
+def check_no_other_run(plan: CCLPlan, cf: CloudFiles) -> Optional[CCLParams]:
+    """The options a run at ``plan``'s layer and mip recorded (None: no run yet); refused when
+    they differ from ``plan``'s."""
+    recorded = read_params(cf, plan.key)
+    if recorded is not None and recorded.differences(plan.params):
+        raise InvalidParameterError(
+            f"{plan.cloudpath} mip {plan.mip} holds a CCL run with other options "
+            f"({'; '.join(recorded.differences(plan.params))} there vs here); finish it, or run "
+            f"`igneous image ccl clean` first"
+        )
+    return recorded
 
 
 def _expected(plan: CCLPlan, step: str):

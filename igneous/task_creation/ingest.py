@@ -20,7 +20,6 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import sys
 from dataclasses import dataclass, field
 from typing import Optional, Sequence, Tuple
 
@@ -28,9 +27,9 @@ import numpy as np
 from cloudvolume import CloudVolume
 from cloudvolume.exceptions import InfoUnavailableError
 from cloudvolume.lib import Bbox, Vec
-from tqdm import tqdm
 
 from igneous.errors import InvalidParameterError
+from igneous.progress import progress_bar
 from igneous.readers.arrays import open_array
 from igneous.readers.images import SliceHeader
 from igneous.readers.stacks import ImageStack, discover_stack
@@ -506,9 +505,8 @@ def create_image_from_array(
     bx, _, bz = plan.block
     x_size, _, z_size = plan.shape[:3]
     blocks = [(x, z) for z in range(0, z_size, bz) for x in range(0, x_size, bx)]
-    show = sys.stderr.isatty() if progress is None else progress
     with open_array(src, h5_dataset) as arr:
-        for x, z in tqdm(blocks, desc="Writing", disable=not show, unit="block"):
+        for x, z in progress_bar(blocks, total=len(blocks), desc="Writing", unit="block", enabled=progress):
             block = arr.read(x, min(x_size, x + bx), z, min(z_size, z + bz))
             lo = origin + Vec(x, 0, z)
             upload_all(vol, [(block, Bbox(lo, lo + Vec(*block.shape[:3])), 0)])

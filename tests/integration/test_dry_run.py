@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 from taskqueue import LocalTaskQueue
 
+import igneous.plans.mesh
 import igneous.task_creation as tc
 from igneous.plan import report
 from igneous.task_creation import plans
@@ -177,7 +178,7 @@ def test_mesh_unsharded_multires_merge(tmp_path, seg):
 def test_forge_of_big_tasks_samples_a_sub_box(tmp_path, seg, monkeypatch):
     """Tasks bigger than the sampling budget: one centred sub-box is forged and scaled up, a
     statistical estimate: bytes within a factor of 1.5 of the run, fragment files within 2."""
-    monkeypatch.setattr(plans, "FORGE_SAMPLE_VOXELS", 40**3)
+    monkeypatch.setattr(igneous.plans.mesh, "FORGE_SAMPLE_VOXELS", 40**3)
     shape = (96, 96, 96)
     plan = dry(tmp_path, plans.plan_meshing, seg, 0, shape=shape)
     assert "40x40x40" in plan.sample["forged"] or "1 box" in plan.sample["forged"]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import io
 import logging
-from typing import Tuple
+from typing import Iterator, Tuple
 
 import crackle
 import fastremap
@@ -189,19 +189,28 @@ def CCLFacesTask(
     volume by ``create_relabeling``). The faces are written last: they mark the task done.
     """
     task = _Task(cloudpath, mip, shape, offset, fill_missing)
+    # three small face files last: CloudFiles' thread pool would cost more than it saves
+    for path, data, options in face_task_files(task, threshold_gte, threshold_lte, dust_threshold, connectivity):
+        task.cf.put(path, data, **options)
+
+
+def face_task_files(task: _Task, threshold_gte, threshold_lte, dust_threshold, connectivity) -> Iterator[tuple]:
+    """``(path, data, put options)`` of every file pass 1 writes for ``task``, in writing order
+    (the faces last: they mark the task done). A generator, so the labels are freed before the
+    faces are written; dry runs measure the files instead of writing them."""
     labels, n = task.compute_labels(threshold_gte, threshold_lte, int(connectivity))
-    task.cf.put(labels_path(task.key, task.gridpoint), labels_file(labels, n), compress="zstd", raw=True)
-    task.cf.put(leading_path(task.key, task.gridpoint), leading_file(labels, n), compress=None)
+    yield labels_path(task.key, task.gridpoint), labels_file(labels, n), {"compress": "zstd", "raw": True}
+    yield leading_path(task.key, task.gridpoint), leading_file(labels, n), {"compress": None}
     if dust_threshold:
         counts = owned_counts(labels, task.own.size3(), n)
-        task.cf.put(counts_path(task.key, task.gridpoint), counts.astype("<u8").tobytes(), compress="gzip")
+        yield counts_path(task.key, task.gridpoint), counts.astype("<u8").tobytes(), {"compress": "gzip"}
     faces = [
         (face_path(task.key, task.gridpoint, face), crackle.compress(with_offset(trailing_face(labels, face), task.offset)))
         for face in FACES
     ]
     del labels
-    for path, data in faces:  # three small files: CloudFiles' thread pool would cost more than it saves
-        task.cf.put(path, data, compress="br")
+    for path, data in faces:
+        yield path, data, {"compress": "br"}
 
 
 @queueable(WIRE)
@@ -222,6 +231,12 @@ def CCLEquivalancesTask(
     itself (how many labels it made).
     """
     task = _Task(cloudpath, mip, shape, offset, fill_missing)
+    path, data = equivalences_file(task, threshold_gte, threshold_lte, connectivity)
+    task.cf.put(path, data, compress="br", compression_level=BROTLI_LEVEL, content_type="application/json")
+
+
+def equivalences_file(task: _Task, threshold_gte, threshold_lte, connectivity) -> Tuple[str, bytes]:
+    """``(path, JSON)`` of pass 2's links of ``task`` (read and computed; the task writes it)."""
     leading, n = task.leading_faces(threshold_gte, threshold_lte, int(connectivity))
     mine_all, theirs_all = [], []
     for face in FACES:
@@ -243,13 +258,7 @@ def CCLEquivalancesTask(
     a = np.concatenate(mine_all) if mine_all else np.zeros(0, np.uint64)
     b = np.concatenate(theirs_all) if theirs_all else np.zeros(0, np.uint64)
     keys, vals = equivalence_entries(a, b, task.offset + n if n else None)
-    task.cf.put(
-        equivalences_path(task.key, task.gridpoint),
-        format_label_map(keys, vals),
-        compress="br",
-        compression_level=BROTLI_LEVEL,
-        content_type="application/json",
-    )
+    return equivalences_path(task.key, task.gridpoint), format_label_map(keys, vals)
 
 
 @queueable(WIRE)
@@ -267,14 +276,20 @@ def RelabelCCLTask(
 ):
     """Pass 4: give the box's labels their final ids and write the box (no overlap) to ``dest_path``."""
     task = _Task(src_path, mip, shape, offset, fill_missing)
-    labels, n = task.labels(threshold_gte, threshold_lte, int(connectivity))
     dest = dest_volume(dest_path, mip)
-    table = relabel_table(task, n, np.dtype(dest.dtype))
+    out = relabelled_box(task, np.dtype(dest.dtype), threshold_gte, threshold_lte, connectivity)
+    upload_all(dest, [(out[..., np.newaxis], task.own, mip)])
+
+
+def relabelled_box(task: _Task, dtype: np.dtype, threshold_gte, threshold_lte, connectivity) -> np.ndarray:
+    """The task's own box with its final ids, as ``dtype`` (what pass 4 writes)."""
+    labels, n = task.labels(threshold_gte, threshold_lte, int(connectivity))
+    table = relabel_table(task, n, dtype)
     sx, sy, sz = (int(v) for v in task.own.size3())
     out = labels[:sx, :sy, :sz].astype(table.dtype, order="F")
     del labels
     fastremap.remap_from_array(out.reshape(-1, order="F"), table)  # in place: 2-3x numpy's table[out]
-    upload_all(dest, [(out[..., np.newaxis], task.own, mip)])
+    return out
 
 
 def relabel_table(task: _Task, n: int, dtype: np.dtype) -> np.ndarray:

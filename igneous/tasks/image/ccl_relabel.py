@@ -40,6 +40,7 @@ __all__ = [
     "check_connectivity",
     "missing_files",
     "read_max_label",
+    "check_relabeling",
 ]
 
 log = logging.getLogger(__name__)
@@ -155,28 +156,12 @@ def create_relabeling(
     Returns:
         N, the number of components after dust.
     """
-    vol = open_volume(cloudpath, mip)
-    shape = check_triple(shape, "shape")
-    params = recorded_params(vol, mip, "calc-labels")
-    if tuple(params.shape) != shape:
-        raise InvalidParameterError(
-            f"shape {','.join(map(str, shape))} differs from the faces step's "
-            f"{','.join(map(str, params.shape))}; calc-labels must use the same task shape"
-        )
-    if connectivity is not None and check_connectivity(connectivity) != params.connectivity:
-        raise InvalidParameterError(
-            f"connectivity {connectivity} differs from the faces step's {params.connectivity}"
-        )
+    vol, params, grid = check_relabeling(cloudpath, mip, shape, connectivity)
     key = vol.meta.key(mip)
-    grid = CCLGrid.of(vol, mip, shape)
     cf = CloudFiles(vol.meta.cloudpath, progress=False)
     points = list(grid.gridpoints())
     eq_paths = [equivalences_path(key, p) for p in points]
-    _refuse_missing(missing_files(cf, f"{key}/ccl/equivalences/", eq_paths), len(points), "equivalence files", "links")
     dust = int(params.dust_threshold)
-    if dust:
-        count_paths = [counts_path(key, p) for p in points]
-        _refuse_missing(missing_files(cf, f"{key}/ccl/counts/", count_paths), len(points), "voxel count files", "faces")
 
     per_task = np.uint64(grid.labels_per_task)
     n_labels, a, b = _read_links(cf, eq_paths, grid, progress)
@@ -213,6 +198,33 @@ def create_relabeling(
     cf.put_json(max_label_path(key), [max_label], compress="br")
     log.info("%d components over %d tasks (%d linked labels)", max_label, len(points), labels.size)
     return max_label
+
+
+def check_relabeling(cloudpath: str, mip: int, shape: Sequence[int], connectivity: Optional[int] = None):
+    """Refuse calc-labels before it reads anything: other options than the faces step's, or a
+    links (or dust counts) file missing. Returns ``(volume, recorded params, task grid)``."""
+    vol = open_volume(cloudpath, mip)
+    shape = check_triple(shape, "shape")
+    params = recorded_params(vol, mip, "calc-labels")
+    if tuple(params.shape) != shape:
+        raise InvalidParameterError(
+            f"shape {','.join(map(str, shape))} differs from the faces step's "
+            f"{','.join(map(str, params.shape))}; calc-labels must use the same task shape"
+        )
+    if connectivity is not None and check_connectivity(connectivity) != params.connectivity:
+        raise InvalidParameterError(
+            f"connectivity {connectivity} differs from the faces step's {params.connectivity}"
+        )
+    key = vol.meta.key(mip)
+    grid = CCLGrid.of(vol, mip, shape)
+    cf = CloudFiles(vol.meta.cloudpath, progress=False)
+    points = list(grid.gridpoints())
+    eq_paths = [equivalences_path(key, p) for p in points]
+    _refuse_missing(missing_files(cf, f"{key}/ccl/equivalences/", eq_paths), len(points), "equivalence files", "links")
+    if params.dust_threshold:
+        count_paths = [counts_path(key, p) for p in points]
+        _refuse_missing(missing_files(cf, f"{key}/ccl/counts/", count_paths), len(points), "voxel count files", "faces")
+    return vol, params, grid
 
 
 def _write(cf: CloudFiles, writes: list) -> None:

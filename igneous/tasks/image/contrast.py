@@ -56,6 +56,13 @@ class LuminanceLevelsTask(RegisteredTask):
         self.offset = Vec(*offset)
 
     def execute(self):
+        z, result = self.levels()
+        CloudFiles(self.levels_path or self.src_path).put_json(
+            levels_key(self.mip, z), result, cache_control="no-cache"
+        )
+
+    def levels(self) -> tuple:
+        """``(z, the levels file's content)``, read and computed, not written (dry runs measure it)."""
         vol = source_volume(self.src_path, self.mip, fill_missing=True)
         box = task_box(vol, self.mip, self.shape, self.offset)
         z = int(box.minpt.z)
@@ -74,9 +81,7 @@ class LuminanceLevelsTask(RegisteredTask):
             "num_patches": len(patches),
             "coverage_ratio": covered / float(area),
         }
-        CloudFiles(self.levels_path or self.src_path).put_json(
-            levels_key(self.mip, z), result, cache_control="no-cache"
-        )
+        return z, result
 
 
 class ContrastNormalizationTask(RegisteredTask):
