@@ -20,7 +20,7 @@ from mapbuffer import IntMap
 from tqdm import tqdm
 
 from igneous.errors import InvalidParameterError
-from igneous.meshes import remove_other_variants
+from igneous.layerfiles import remove_other_variants
 from igneous.ops.voxels import counts_from_json, merge_counts
 from igneous.task_creation.common import GridTasks, record_provenance, task_kwargs
 from igneous.tasks.image.common import task_box
