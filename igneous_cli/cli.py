@@ -8,7 +8,7 @@ import os
 import click
 
 import igneous
-from igneous_cli import design, image, mesh, queue
+from igneous_cli import design, image, mesh, queue, skeleton
 from igneous_cli.common import IgneousGroup, configure_logging
 
 __all__ = ["main", "clamp_parallel"]
@@ -58,3 +58,4 @@ main.add_command(design.design)
 main.add_command(queue.queue)
 main.add_command(image.image)
 main.add_command(mesh.mesh)
+main.add_command(skeleton.skeleton)

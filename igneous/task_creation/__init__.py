@@ -11,7 +11,14 @@ from igneous.task_creation.image import __all__ as _image_all
 from igneous.task_creation.mesh import *  # noqa: F403
 from igneous.task_creation.mesh import __all__ as _mesh_all
 from igneous.task_creation.reorder import create_reordering_tasks
+from igneous.task_creation.skeleton import *  # noqa: F403
+from igneous.task_creation.skeleton import __all__ as _skeleton_all
 
-__all__ = list(_image_all) + ["create_reordering_tasks", "create_fixup_downsample_tasks"] + list(_mesh_all)
+__all__ = (
+    list(_image_all)
+    + ["create_reordering_tasks", "create_fixup_downsample_tasks"]
+    + list(_mesh_all)
+    + list(_skeleton_all)
+)
 
 _helpers = (FinelyDividedTaskIterator, get_bounds, num_tasks, set_encoding)

@@ -118,14 +118,22 @@ def check_ids_exist(counts, ids: list[int], source: str, name: str = "object_ids
 
 
 def check_forge_complete(
-    vol: CloudVolume, layer_path: str, subdir: str, info: dict, what: str = "mesh forge", command: str = "forge"
+    vol: CloudVolume,
+    layer_path: str,
+    subdir: str,
+    info: dict,
+    what: str = "mesh forge",
+    command: str = "forge",
+    bounds=None,
 ) -> None:
-    """Refuse to merge while any forge box lacks its ``.spatial`` completion marker."""
+    """Refuse to merge while any forge box (of ``bounds``, default the layer at the forge's mip)
+    lacks its ``.spatial`` completion marker."""
     if "spatial_index" not in info:
         log.warning("%s/%s has no spatial index: cannot check that forging finished", layer_path, subdir)
         return
     mip = int(info.get("mip", 0))
-    missing, total = spatial.missing_spatial_boxes(layer_path, subdir, vol.meta.bounds(mip), info)
+    bounds = vol.meta.bounds(mip) if bounds is None else bounds
+    missing, total = spatial.missing_spatial_boxes(layer_path, subdir, bounds, info)
     if missing:
         example = ", ".join(n[: -len(".spatial")] for n in missing[:5])
         raise InvalidParameterError(

@@ -31,6 +31,7 @@ __all__ = [
     "compute_shard_params_for_hashed",
     "task_kwargs",
     "as_triple",
+    "graphene_prefixes",
 ]
 
 log = logging.getLogger(__name__)
@@ -287,3 +288,32 @@ def compute_shard_params_for_hashed(
     shard_bits += delta
     minishard_bits = max(minishard_bits - delta, 0)
     return (int(shard_bits), int(minishard_bits), 0)
+
+
+def graphene_prefixes(
+    mip: int = 1, mip_bits: int = 8, coord_bits: Sequence[int] = (10, 10, 10), prefix_length: int = 6
+) -> set[str]:
+    """Decimal prefixes (``prefix_length`` digits) that together cover every graphene id of
+    layer ``mip``: ids are ``layer | x | y | z | segid`` bit fields, so all ids of one layer
+    share leading digits and plain ``1``…``999`` prefixes would not spread them over tasks.
+
+    For each chunk column (x, y) every id lies between the smallest id of z = 0 and the largest
+    of the top z, so every prefix between those two ids' prefixes is taken.
+    """
+    bx, by, bz = (int(b) for b in coord_bits)
+    layer_shift = 64 - int(mip_bits)
+    x_shift = layer_shift - bx
+    y_shift = x_shift - by
+    z_shift = y_shift - bz
+    prefixes: set[str] = set()
+    for x in range(2**bx):
+        for y in range(2**by):
+            lo = (int(mip) << layer_shift) | (x << x_shift) | (y << y_shift)
+            hi = lo | (((2**bz) << z_shift) - 1)
+            slo, shi = str(lo), str(hi)
+            if len(slo) != len(shi):  # crosses a power of ten: take both ends' digit lengths
+                prefixes.update((slo[:prefix_length], shi[:prefix_length]))
+                continue
+            a, b = int(slo[:prefix_length]), int(shi[:prefix_length])
+            prefixes.update(str(v) for v in range(a, b + 1))
+    return prefixes
