@@ -387,6 +387,13 @@ class _MergeContext:
         return None if skel.empty() else ops.keep_attributes(skel, self.attributes)
 
 
+def _box_order(names, box_of) -> list:
+    """Fragments in one order for every merge (unsharded names hold nm boxes, .frags voxel
+    boxes): by box corner, z then y then x. A merged vertex keeps the attributes of its first
+    occurrence, so the order decides its radius."""
+    return sorted(names, key=lambda n: tuple(float(c) for c in reversed(Bbox.from_filename(box_of(n), dtype=float).minpt)))
+
+
 def _crop_fragment(skel, name_box: str, crop: int, resolution) -> object:
     box = Bbox.from_filename(name_box, dtype=float)
     margin = np.asarray(resolution, dtype=np.float64) * int(crop)
@@ -427,7 +434,7 @@ class UnshardedSkeletonMergeTask(RegisteredTask):
         dust = []
         for start in range(0, len(labels), LABELS_PER_BATCH):
             batch = labels[start : start + LABELS_PER_BATCH]
-            names = [n for label in batch for n in sorted(by_label[label])]
+            names = [n for label in batch for n in _box_order(by_label[label], lambda n: n.split(":", 1)[1])]
             contents = (
                 {n: cf.get(n) for n in names}
                 if cf.protocol == "file"
@@ -436,7 +443,7 @@ class UnshardedSkeletonMergeTask(RegisteredTask):
             finals = []
             for label in batch:
                 frags = []
-                for name in sorted(by_label[label]):
+                for name in _box_order(by_label[label], lambda n: n.split(":", 1)[1]):
                     data = contents.pop(name, None)
                     if data is None:
                         raise IncompleteSkeletonError(f"label {label}: fragment {name} was listed but cannot be read")
@@ -538,7 +545,7 @@ def collect_fragments(root: str, locations: Dict[int, List[str]], resolution_jso
     cf = CloudFiles(root, progress=False)
     sizes = cf.size(sorted(by_file))
     out: Dict[int, List[bytes]] = defaultdict(list)
-    for fname in sorted(by_file):
+    for fname in _box_order(by_file, lambda n: n[: -len(".frags")]):
         size = sizes.get(fname)
         if size is None:
             raise IncompleteSkeletonError(
