@@ -232,7 +232,6 @@ def _unpickle(data: bytes, segid: int, attributes: Sequence[dict]) -> Skeleton:
         segid=int(segid),
         space="physical",
         extra_attributes=[dict(a) for a in attributes],
-        default_attributes=False,
     )
     for attr in attributes:
         values = getattr(obj, attr["id"], None)

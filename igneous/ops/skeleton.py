@@ -184,7 +184,6 @@ def keep_attributes(skel: Skeleton, attributes: Sequence[dict]) -> Skeleton:
         segid=skel.id,
         space=skel.space,
         extra_attributes=[dict(a) for a in attributes],
-        default_attributes=False,
     )
     n = len(out.vertices)
     for attr in attributes:
@@ -381,7 +380,7 @@ def _keep_vertices(skel: Skeleton, mask: np.ndarray) -> Skeleton:
     edges = edges[np.all(edges >= 0, axis=1)].astype(np.uint32)
     out = Skeleton(
         skel.vertices[mask], edges, segid=skel.id, space=skel.space,
-        extra_attributes=[dict(a) for a in skel.extra_attributes], default_attributes=False,
+        extra_attributes=[dict(a) for a in skel.extra_attributes],
     )  # fmt: skip
     for attr in skel.extra_attributes:
         values = getattr(skel, attr["id"], None)

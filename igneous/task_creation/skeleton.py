@@ -909,5 +909,5 @@ def swc_files(cloudpath: str, labels: Optional[Sequence[int]] = None):
             skels = vol.skeleton.get(batch)
         except Exception as err:  # a label without a skeleton: say which, in one line
             raise InvalidParameterError(f"cannot read skeletons {batch[:5]}…: {err}") from None
-        for skel in skels:
+        for skel in sorted(skels, key=lambda s: int(s.id)):
             yield f"{int(skel.id)}.swc", fmt.to_swc(skel)
