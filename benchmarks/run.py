@@ -34,6 +34,8 @@ sys.path.insert(0, HERE)
 from datasets import MAKE_DATA, ensure_data, file_sha256, fresh_copy  # noqa: E402
 from mesh_stages import MESH_TARGETS  # noqa: E402
 from mesh_stages import PARENT_STAGES as MESH_STAGES  # noqa: E402
+from skeleton_stages import PARENT_STAGES as SKELETON_STAGES  # noqa: E402
+from skeleton_stages import SKELETON_TARGETS  # noqa: E402
 from voxel_stages import PARENT_STAGES as VOXEL_STAGES  # noqa: E402
 from voxel_stages import VOXEL_TARGETS  # noqa: E402
 
@@ -76,6 +78,8 @@ STAGE_NAMES += list(MESH_STAGES)
 TARGETS.update(MESH_TARGETS)
 STAGE_NAMES += list(VOXEL_STAGES)
 TARGETS.update(VOXEL_TARGETS)
+STAGE_NAMES += list(SKELETON_STAGES)
+TARGETS.update(SKELETON_TARGETS)
 
 
 # -- children -----------------------------------------------------------------------------------
@@ -438,6 +442,7 @@ STAGES = {
     "task_creation": task_creation,
     **MESH_STAGES,
     **VOXEL_STAGES,
+    **SKELETON_STAGES,
 }
 
 

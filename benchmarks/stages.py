@@ -470,6 +470,9 @@ STAGES.update(_MESH_CHILD_STAGES)
 from voxel_stages import CHILD_STAGES as _VOXEL_CHILD_STAGES  # noqa: E402
 
 STAGES.update(_VOXEL_CHILD_STAGES)
+from skeleton_stages import CHILD_STAGES as _SKELETON_CHILD_STAGES  # noqa: E402
+
+STAGES.update(_SKELETON_CHILD_STAGES)
 
 
 def main(argv=None) -> int:

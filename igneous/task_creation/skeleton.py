@@ -236,13 +236,11 @@ def _synapses_for_box(tree, labels: dict, box_nm: Bbox, resolution) -> Optional[
 
 def _make_skeleton_task(shape, offset, synapse_index=None, resolution=None, **kwargs) -> SkeletonTask:
     """One forge task: it reads one voxel more than its grid cell on the high sides."""
-    synapses = None
     if synapse_index is not None:
         box_nm = Bbox(offset, [o + s for o, s in zip(offset, shape)]) * Vec(*resolution)
-        synapses = _synapses_for_box(*synapse_index, box_nm, resolution)
-    return SkeletonTask(
-        shape=[s + 1 for s in shape], offset=offset, spatial_grid_shape=shape, synapses=synapses, **kwargs
-    )
+        kwargs["synapses"] = _synapses_for_box(*synapse_index, box_nm, resolution)
+    return SkeletonTask(shape=[shape[0] + 1, shape[1] + 1, shape[2] + 1], offset=offset, spatial_grid_shape=shape,
+                        **kwargs)  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -257,14 +255,21 @@ class SkeletonForgePlan:
     num_tasks: int
     skeleton_info: dict
     set_layer_skeletons: bool
-    stale_spatial: tuple  # .spatial names a new forge removes (they would vouch for unforged boxes)
+    remove_stale_spatial: bool  # .spatial files of an earlier forge would vouch for unforged boxes
     task_kwargs: dict
     synapse_index: Optional[tuple] = None
 
+    def stale_spatial(self) -> list[str]:
+        """The ``.spatial`` names a new forge removes first (an earlier forge's or index's)."""
+        if not self.remove_stale_spatial:
+            return []
+        vol = CloudVolume(self.cloudpath, progress=False, cdn_cache=False)
+        return spatial.expected_spatial_names(vol.meta.bounds(self.mip), self.skeleton_info)
+
     def writes(self) -> list[str]:
-        """Files the plan writes before any task runs (relative to the layer)."""
+        """Files the plan writes (or deletes) before any task runs (relative to the layer)."""
         out = (["info"] if self.set_layer_skeletons else []) + [f"{self.skel_dir}/info"]
-        return out + [f"{self.skel_dir}/{n}" for n in self.stale_spatial]
+        return out + [f"{self.skel_dir}/{n}" for n in self.stale_spatial()]
 
 
 def plan_skeletonizing_tasks(
@@ -371,7 +376,6 @@ def plan_skeletonizing_tasks(
         except Exception as err:  # no usable meshes: skeletonize the whole layer
             log.info("bounds_from_mesh: %s; forging the whole layer", err)
     n = num_tasks(bounds, shape)
-    stale = tuple(spatial.expected_spatial_names(vol.meta.bounds(mip), skel_info)) if spatial_index else ()
     synapse_index = synapses_in_space(synapses, num_synapses) if synapses is not None else None
     kwargs = task_kwargs(
         cloudpath=cloudpath,
@@ -409,7 +413,8 @@ def plan_skeletonizing_tasks(
         num_tasks=n,
         skeleton_info=skel_info,
         set_layer_skeletons="skeletons" not in vol.info,
-        stale_spatial=stale,
+        # a directory that never had an info holds no .spatial of ours (every writer writes it first)
+        remove_stale_spatial=bool(spatial_index and existing is not None),
         task_kwargs=kwargs,
         synapse_index=(synapse_index + (list(resolution),)) if synapse_index else None,
     )
@@ -490,8 +495,9 @@ def apply_forge_plan(plan: SkeletonForgePlan) -> GridTasks:
         vol.info["skeletons"] = plan.skel_dir
         vol.commit_info()
     fmt.write_skeleton_info(plan.cloudpath, plan.skel_dir, plan.skeleton_info)
-    if plan.stale_spatial:
-        CloudFiles(subdir_path(plan.cloudpath, plan.skel_dir), progress=False).delete(list(plan.stale_spatial))
+    stale = plan.stale_spatial()
+    if stale:
+        CloudFiles(subdir_path(plan.cloudpath, plan.skel_dir), progress=False).delete(stale)
     params = dict(plan.task_kwargs, shape=list(plan.shape), skel_dir=plan.skel_dir, bounds=plan.bounds.to_list())
     params.pop("info", None)
     finish = functools.partial(record_provenance, plan.cloudpath, FORGE_TASK, params)

@@ -171,12 +171,16 @@ class SkeletonTask(RegisteredTask):
         timestamp: Optional[int] = None,
         root_ids_cloudpath: Optional[str] = None,
     ):
-        super().__init__(**_args(locals(), self._arg_names))
-        self.shape = Vec(*shape)
-        self.offset = Vec(*offset)
-        self.spatial_grid_shape = Vec(*(spatial_grid_shape if spatial_grid_shape is not None else shape))
+        # RegisteredTask's __init__, without its per-argument loop: planners make millions of these
+        args = {name: value for name, value in locals().items() if name in _SKELETON_TASK_ARGS}
+        self._args = args
+        self.__dict__.update(args)
 
     def execute(self) -> None:
+        self.shape = Vec(*self.shape)
+        self.offset = Vec(*self.offset)
+        grid = self.spatial_grid_shape
+        self.spatial_grid_shape = Vec(*(grid if grid is not None else self.shape))
         graphene = self.cloudpath.startswith("graphene://")
         if not graphene and (self.fix_autapses or self.root_ids_cloudpath or self.timestamp is not None):
             raise ValueError("fix_autapses, timestamp and root_ids_cloudpath need a graphene:// segmentation")
@@ -358,6 +362,9 @@ class SkeletonTask(RegisteredTask):
             content_type="application/octet-stream",
             cache_control="no-cache",
         )
+
+
+_SKELETON_TASK_ARGS = frozenset(SkeletonTask._arg_names)
 
 
 # -- merging --------------------------------------------------------------------------------------
