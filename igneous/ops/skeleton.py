@@ -316,7 +316,8 @@ def prune_invalidated_branches(
     outside every terminal branch is removed, if the branch holds a forced seam vertex
     (``seams``: bool per vertex); repeated while such branches disappear. Branches without a
     seam vertex are TEASAR's own and are kept, as are ends on the dataset faces (whole-volume
-    kimimaro forces those too).
+    kimimaro forces those too), and the longest path of each component (TEASAR's first path,
+    root to farthest point, is never invalidated).
     """
     from scipy.spatial import cKDTree
 
@@ -325,6 +326,7 @@ def prune_invalidated_branches(
         branches = [(b, a) for b, a in terminal_branches(skel.edges, n) if a >= 0]
         if not branches:
             break
+        trunk = longest_paths(skel.vertices, skel.edges)
         in_branch = np.zeros(n, dtype=bool)
         for b, _a in branches:
             in_branch[b] = True
@@ -337,7 +339,7 @@ def prune_invalidated_branches(
         doomed = []
         for b, _a in branches:
             t = b[0]
-            if not seams[b].any():
+            if not seams[b].any() or trunk[b].any():
                 continue
             near = tree.query_ball_point(skel.vertices[t], float(reach.max()))
             if not near:
@@ -370,6 +372,37 @@ def seam_vertices(
     on_plane = (rel % np.asarray(block, dtype=np.int64)) == 0
     inside = (vox > np.asarray(bounds_min, dtype=np.int64)) & (vox < np.asarray(bounds_max, dtype=np.int64) - 1)
     return np.any(on_plane & inside, axis=1)
+
+
+def longest_paths(vertices: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Bool per vertex: on the longest shortest path (two Dijkstra sweeps) of its component."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components, dijkstra
+
+    n = len(vertices)
+    out = np.zeros(n, dtype=bool)
+    if n == 0 or len(edges) == 0:
+        return out
+    e = np.asarray(edges, dtype=np.int64)
+    w = np.linalg.norm(vertices[e[:, 0]] - vertices[e[:, 1]], axis=1) + 1e-9
+    graph = coo_matrix((np.concatenate([w, w]), (np.concatenate([e[:, 0], e[:, 1]]), np.concatenate([e[:, 1], e[:, 0]]))),
+                       shape=(n, n)).tocsr()  # fmt: skip
+    ncomp, comp = connected_components(graph, directed=False)
+    order = np.argsort(comp, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(comp, minlength=ncomp))])
+    for c in range(ncomp):
+        members = order[bounds[c] : bounds[c + 1]]
+        if len(members) < 2:
+            continue
+        sub = graph[members][:, members]
+        d0 = dijkstra(sub, indices=0, directed=False)
+        u = int(np.argmax(d0))
+        du, pred = dijkstra(sub, indices=u, directed=False, return_predecessors=True)
+        v = int(np.argmax(du))
+        while v >= 0:
+            out[members[v]] = True
+            v = int(pred[v]) if v != u else -1
+    return out
 
 
 def _keep_vertices(skel: Skeleton, mask: np.ndarray) -> Skeleton:
