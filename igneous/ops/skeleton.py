@@ -34,6 +34,7 @@ __all__ = [
     "skeletonize_blocks",
     "place_vertices",
     "merge_fragments",
+    "shared_faces_nm",
     "postprocess",
     "keep_attributes",
     "cross_sectional_areas",
@@ -144,14 +145,16 @@ def skeletonize_blocks(
                     parallel=max(1, int(parallel)),
                     extra_targets_after=extra,
                 )
+                faces = [(axis, float(lo[axis])) for axis in range(3) if lo[axis] > 0]
+                faces += [(axis, float(hi[axis] - 1)) for axis in range(3) if hi[axis] < shape[axis]]
                 for label, skel in skels.items():
                     skel.vertices = np.rint(skel.vertices / aniso).astype(np.float32) + lo.astype(np.float32)
                     skel.space = "voxel"
-                    pieces.setdefault(int(label), []).append(skel)
+                    pieces.setdefault(int(label), []).append((skel, faces))
     out = {}
     for label in sorted(pieces):
         parts = pieces.pop(label)
-        skel = parts[0] if len(parts) == 1 else Skeleton.simple_merge(parts).consolidate()
+        skel = parts[0][0] if len(parts) == 1 else merge_fragments([p for p, _ in parts], [f for _, f in parts])
         skel.id = label
         out[label] = skel
     return out
@@ -194,16 +197,89 @@ def keep_attributes(skel: Skeleton, attributes: Sequence[dict]) -> Skeleton:
     return out
 
 
-def merge_fragments(fragments: Sequence[Skeleton]) -> Skeleton:
-    """One skeleton from a label's fragments (in a fixed order): concatenate, then merge
-    identical vertices (seam vertices) and duplicate edges. Attributes of a merged vertex come
-    from its first occurrence."""
-    fragments = [f for f in fragments if not f.empty()]
-    if not fragments:
+def merge_fragments(
+    fragments: Sequence[Skeleton], shared_faces: Optional[Sequence[Sequence[tuple[int, float]]]] = None
+) -> Skeleton:
+    """One skeleton from a label's fragments (in a fixed order): concatenate, merge identical
+    vertices (the seam vertices) and duplicate edges. A merged vertex keeps the attributes of its
+    first occurrence.
+
+    ``shared_faces[i]``: the planes ``(axis, coordinate)`` fragment ``i`` shares with its
+    neighbours. Both neighbours may trace paths inside a shared plane (their forced targets lie
+    there; on the whole volume there is no plane and no such path): edges inside a shared plane
+    are kept only where the rest of the skeleton does not already connect their ends, so no
+    connection is lost.
+    """
+    pairs = [(f, tuple(lf) if shared_faces else ()) for f, lf in zip(fragments, shared_faces or [()] * len(fragments))]
+    pairs = [(f, lf) for f, lf in pairs if not f.empty()]
+    if not pairs:
         return Skeleton()
-    if len(fragments) == 1:
-        return fragments[0].consolidate()
-    return Skeleton.simple_merge(list(fragments)).consolidate()
+    if len(pairs) == 1:
+        return pairs[0][0].consolidate()
+    first = pairs[0][0]
+    attributes = [dict(a) for a in first.extra_attributes]
+    vertices, edges, upper, values = [], [], [], {a["id"]: [] for a in attributes}
+    offset = 0
+    for skel, faces in pairs:
+        v = np.asarray(skel.vertices, dtype=np.float32)
+        e = np.asarray(skel.edges, dtype=np.int64)
+        in_plane = np.zeros(len(e), dtype=bool)
+        for axis, coord in faces:
+            in_plane |= (v[e[:, 0], axis] == coord) & (v[e[:, 1], axis] == coord)
+        vertices.append(v)
+        edges.append(e + offset)
+        upper.append(in_plane)
+        for attr in attributes:
+            values[attr["id"]].append(np.asarray(getattr(skel, attr["id"])).reshape(len(v), -1))
+        offset += len(v)
+    vertices = np.concatenate(vertices)
+    unique, first_index, inverse = np.unique(vertices, axis=0, return_index=True, return_inverse=True)
+    edges = inverse.reshape(-1)[np.concatenate(edges)]
+    upper = np.concatenate(upper)
+    edges.sort(axis=1)
+    loops = edges[:, 0] == edges[:, 1]
+    edges, upper = edges[~loops], upper[~loops]
+    keep = _keep_connecting(edges, upper, len(unique))
+    edges = np.unique(edges[keep], axis=0)
+    used = np.zeros(len(unique), dtype=bool)
+    used[edges.ravel()] = True
+    remap = np.cumsum(used) - 1
+    out = Skeleton(
+        unique[used], remap[edges].astype(np.uint32), segid=first.id, space=first.space,
+        extra_attributes=attributes,
+    )  # fmt: skip
+    for attr in attributes:
+        arr = np.concatenate(values[attr["id"]])[first_index][used]
+        setattr(out, attr["id"], arr.reshape(len(arr)) if arr.shape[1] == 1 else arr)
+    return out
+
+
+def _keep_connecting(edges: np.ndarray, optional: np.ndarray, n: int) -> np.ndarray:
+    """Every required edge, and the optional ones (in order) that join what the kept edges
+    leave apart (Kruskal without weights): the same connectivity with the fewest optional edges."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    keep = ~optional
+    required = edges[keep]
+    graph = coo_matrix((np.ones(len(required)), (required[:, 0], required[:, 1])), shape=(n, n))
+    _, comp = connected_components(graph, directed=False)
+    parent = {}
+
+    def find(x):
+        root = x
+        while parent.get(root, root) != root:
+            root = parent[root]
+        while parent.get(x, x) != root:
+            parent[x], x = root, parent[x]
+        return root
+
+    for i in np.flatnonzero(optional).tolist():
+        a, b = find(int(comp[edges[i, 0]])), find(int(comp[edges[i, 1]]))
+        if a != b:
+            parent[a] = b
+            keep[i] = True
+    return keep
 
 
 def postprocess(
@@ -439,3 +515,22 @@ def prune_forced_stubs(
     if not seams.any():
         return skel
     return prune_invalidated_branches(skel, forge["scale"], forge["const"], seams)
+
+
+def shared_faces_nm(
+    read_min: Sequence[int], read_max: Sequence[int], bounds_min: Sequence[int], bounds_max: Sequence[int],
+    resolution: Sequence[float],
+) -> list[tuple[int, float]]:
+    """The voxel planes a fragment read from ``[read_min, read_max)`` shares with neighbouring
+    tasks (its first plane when it has a lower neighbour, its last when it has an upper one), as
+    the float32 nm coordinate its vertices on them have (``place_vertices``)."""
+    faces = []
+    for axis in range(3):
+        planes = []
+        if int(read_min[axis]) > int(bounds_min[axis]):
+            planes.append(int(read_min[axis]))
+        if int(read_max[axis]) < int(bounds_max[axis]):
+            planes.append(int(read_max[axis]) - 1)
+        for plane in planes:
+            faces.append((axis, float(np.float32((plane + 0.5) * float(resolution[axis])))))
+    return faces

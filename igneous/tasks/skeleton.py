@@ -385,10 +385,16 @@ class _MergeContext:
         self.bounds_min = np.asarray(scale["voxel_offset"], dtype=np.int64)
         self.bounds_max = self.bounds_min + np.asarray(scale["size"], dtype=np.int64)
 
-    def merge(self, fragments: List, dust_threshold, tick_threshold, max_cable_length):
-        """Fragments → one skeleton: merge seam vertices, prune the stubs seams forced, then
-        kimimaro's postprocess. None when nothing is left (shorter than ``dust_threshold``)."""
-        skel = ops.merge_fragments(fragments)
+    def faces(self, read_box: Bbox) -> list:
+        """The planes a fragment read from ``read_box`` (voxels) shares with its neighbours (nm)."""
+        return ops.shared_faces_nm(read_box.minpt, read_box.maxpt, self.bounds_min, self.bounds_max, self.resolution)
+
+    def merge(self, fragments: List, dust_threshold, tick_threshold, max_cable_length, boxes=None):
+        """Fragments → one skeleton: merge seam vertices (one set of in-plane paths per shared
+        plane), prune the stubs seams forced, then kimimaro's postprocess. None when nothing is
+        left (shorter than ``dust_threshold``). ``boxes``: each fragment's read box (voxels)."""
+        faces = [self.faces(b) for b in boxes] if boxes is not None else None
+        skel = ops.merge_fragments(fragments, faces)
         skel = ops.prune_forced_stubs(skel, self.forge, self.resolution, self.bounds_min, self.bounds_max)
         skel = ops.postprocess(skel, dust_threshold, tick_threshold, max_cable_length)
         return None if skel.empty() else ops.keep_attributes(skel, self.attributes)
@@ -449,7 +455,7 @@ class UnshardedSkeletonMergeTask(RegisteredTask):
             )
             finals = []
             for label in batch:
-                frags = []
+                frags, boxes = [], []
                 for name in _box_order(by_label[label], lambda n: n.split(":", 1)[1]):
                     data = contents.pop(name, None)
                     if data is None:
@@ -458,7 +464,12 @@ class UnshardedSkeletonMergeTask(RegisteredTask):
                     if self.crop:
                         skel = _crop_fragment(skel, name.split(":", 1)[1], self.crop, resolution)
                     frags.append(skel)
-                skel = context.merge(frags, self.dust_threshold, self.tick_threshold, self.max_cable_length)
+                    nm = Bbox.from_filename(name.split(":", 1)[1], dtype=float)
+                    boxes.append(Bbox(np.rint(np.asarray(nm.minpt) / context.resolution).astype(np.int64),
+                                      np.rint(np.asarray(nm.maxpt) / context.resolution).astype(np.int64)))  # fmt: skip
+                skel = context.merge(
+                    frags, self.dust_threshold, self.tick_threshold, self.max_cable_length, boxes=boxes
+                )
                 if skel is None:
                     dust.append(label)
                     continue
@@ -536,8 +547,8 @@ def _locations(cloudpath: str, labels: Sequence[int], spatial_index_db: Optional
     return {int(x): sorted(found[int(x)]) for x in labels}
 
 
-def collect_fragments(root: str, locations: Dict[int, List[str]], resolution_json) -> Dict[int, List[bytes]]:
-    """``{label: [fragment bytes in .frags name order]}`` for the labels of one shard.
+def collect_fragments(root: str, locations: Dict[int, List[str]], resolution_json) -> Dict[int, List[tuple]]:
+    """``{label: [(task box in voxels, fragment bytes)]}`` in one fixed order, for one shard's labels.
 
     Memory: only these labels' entries. Each ``.frags`` is read once, whole when small, else
     by byte ranges (its header, index and the entries needed), so a merge does not grow with
@@ -551,7 +562,7 @@ def collect_fragments(root: str, locations: Dict[int, List[str]], resolution_jso
             by_file[frags_filename_from_spatial(name, resolution_json)].append(label)
     cf = CloudFiles(root, progress=False)
     sizes = cf.size(sorted(by_file))
-    out: Dict[int, List[bytes]] = defaultdict(list)
+    out: Dict[int, List[tuple]] = defaultdict(list)
     for fname in _box_order(by_file, lambda n: n[: -len(".frags")]):
         size = sizes.get(fname)
         if size is None:
@@ -566,7 +577,7 @@ def collect_fragments(root: str, locations: Dict[int, List[str]], resolution_jso
                 raise IncompleteSkeletonError(
                     f"label {label}: not found in {fname}, which the spatial index names for it"
                 )
-            out[label].append(entry)
+            out[label].append((Bbox.from_filename(fname[: -len(".frags")]), entry))
         del mbuf, buffer
     return out
 
@@ -644,8 +655,10 @@ class ShardedSkeletonMergeTask(RegisteredTask):
         del locations
         payloads, dust = {}, []
         for label in labels:
-            frags = [fmt.decode_skeleton(data, label, attributes) for data in raw.pop(label)]
-            skel = context.merge(frags, self.dust_threshold, self.tick_threshold, self.max_cable_length)
+            entries = raw.pop(label)
+            frags = [fmt.decode_skeleton(data, label, attributes) for _, data in entries]
+            reads = [Bbox(b.minpt, np.minimum(b.maxpt + 1, context.bounds_max)) for b, _ in entries]
+            skel = context.merge(frags, self.dust_threshold, self.tick_threshold, self.max_cable_length, boxes=reads)
             if skel is None:
                 dust.append(label)
                 continue
