@@ -31,7 +31,8 @@ def layer(tmp_path, small):
 
 
 def forge_and_merge(layer: str, **kwargs) -> list[int]:
-    run(tc.create_skeletonizing_tasks(layer, 0, shape=SHAPE, dust_threshold=200, **kwargs))
+    kwargs.setdefault("dust_threshold", 200)
+    run(tc.create_skeletonizing_tasks(layer, 0, shape=SHAPE, **kwargs))
     run(tc.create_unsharded_skeleton_merge_tasks(layer, magnitude=1, dust_threshold=300, tick_threshold=0))
     return finished_labels(layer)
 
@@ -111,3 +112,26 @@ def test_plan_writes_nothing_and_graphene_merge_planning(layer, tmp_path):
 
     prefixes = plan_flat_graphene_merge_prefixes(2, 8, (3, 3, 3), prefix_length=5)
     assert prefixes == sorted(set(prefixes)) and all(len(p) == 5 for p in prefixes)
+
+
+def test_few_labels_on_a_meshed_layer_forge_only_the_boxes_around_their_meshes(layer, small):
+    """SPEC: with ≤ 4 object_ids and meshes, the forge's bounds shrink to the meshes' boxes; the
+    merge then checks only those boxes."""
+    from igneous.task_creation.skeleton import bounds_from_mesh
+
+    run(tc.create_meshing_tasks(layer, 0, shape=(64, 64, 48)))
+    inside = []  # labels whose voxels all lie in the first task box, minus the mesh's reach
+    for candidate, count in zip(*np.unique(small, return_counts=True)):
+        xs, ys, zs = np.nonzero(small == candidate)
+        if candidate and count > 200 and xs.max() < 38 and ys.max() < 38 and zs.max() < 30:
+            inside.append((int(count), int(candidate)))
+    label = max(inside)[1]
+    vol = CloudVolume(layer, mip=0)
+    box = bounds_from_mesh(vol, SHAPE, [label])
+    xs, ys, zs = np.nonzero(small == label)
+    lo = np.array([xs.min(), ys.min(), zs.min()]) + np.asarray(VOXEL_OFFSET)
+    hi = np.array([xs.max(), ys.max(), zs.max()]) + np.asarray(VOXEL_OFFSET) + 1
+    assert np.all(np.asarray(box.minpt) <= lo) and np.all(np.asarray(box.maxpt) >= hi)
+    plan = plan_skeletonizing_tasks(layer, 0, shape=SHAPE, object_ids=[label])
+    assert plan.bounds == box and plan.num_tasks == 1
+    assert forge_and_merge(layer, object_ids=[label]) == [label]
