@@ -107,3 +107,12 @@ def test_pickled_fragments_need_an_opt_in(tmp_path, layer, monkeypatch):
     monkeypatch.setenv(fmt.ALLOW_PICKLE_ENV, "1")
     ok("skeleton", "merge", layer, "--magnitude", "1", "--min-cable-length", "500")
     assert any(p.name.split(".")[0].isdigit() for p in root.iterdir())
+
+
+def test_reforge_with_another_grid_or_into_merged_shards(tmp_path, layer):
+    ok("skeleton", "forge", layer, *FORGE, "--sharded")
+    refused(tmp_path, "skeleton", "forge", layer, "--shape", "32,32,32", match="same grid")
+    refused(tmp_path, "skeleton", "merge", layer, match="merge-sharded")
+    ok("skeleton", "merge-sharded", layer)
+    refused(tmp_path, "skeleton", "forge", layer, *FORGE, match="merged sharded skeletons")
+    refused(tmp_path, "skeleton", "merge-sharded", layer, "--min-shards", "0", match="min_shards")
