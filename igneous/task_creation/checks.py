@@ -22,6 +22,7 @@ __all__ = [
     "check_label_list",
     "check_nonnegative_int",
     "int_at_least",
+    "check_number",
     "check_compress",
     "check_ids_exist",
     "check_forge_complete",
@@ -92,6 +93,15 @@ def int_at_least(value, name: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise InvalidParameterError(f"{name} must be an integer >= {minimum}; got {value!r}")
     return int(value)
+
+
+def check_number(value, name: str, minimum: float = 0.0, allow_none: bool = False):
+    """A number >= ``minimum`` (None allowed when ``allow_none``), as a float."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not value >= minimum:
+        raise InvalidParameterError(f"{name} must be a number >= {minimum:g}; got {value!r}")
+    return float(value)
 
 
 def check_compress(compress) -> Optional[str]:
@@ -187,6 +197,5 @@ def check_same_grid(existing: dict, shape, mip: int, subdir: str, what: str = "t
         )
     if "mip" in existing and int(existing["mip"]) != int(mip):
         raise InvalidParameterError(
-            f"{subdir} was forged at mip {existing['mip']}; {what} must use mip {existing['mip']} "
-            "or another directory"
+            f"{subdir} was forged at mip {existing['mip']}; {what} must use mip {existing['mip']} or another directory"
         )

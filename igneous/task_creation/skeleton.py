@@ -1,5 +1,6 @@
-"""Planning skeletons (SPEC §2.3): forge, unsharded and sharded merges, transfer, deletion,
-spatial index, cleaning, and the graphene flat merge.
+"""Planning skeletons (SPEC §2.3). The forge is here; merges live in ``skeleton_merge.py`` and
+transfer, deletion, spatial index, ``clean`` and SWC in ``skeleton_files.py``, re-exported here
+(SPEC §2.3 is one namespace).
 
 Each creator validates everything, then writes the infos it must, then returns the tasks. The
 forge's pure plan step (:func:`plan_skeletonizing_tasks`) computes the task grid, the infos and
@@ -17,47 +18,43 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 from cloudfiles import CloudFiles
-from cloudfiles import paths as cfpaths
 from cloudvolume import CloudVolume
 from cloudvolume.lib import Bbox, Vec
 
 from igneous import skeletons as fmt
 from igneous import spatial
 from igneous.errors import InvalidParameterError
-from igneous.label_shards import hashed_shard_spec, write_shard_labels
-from igneous.layerfiles import (
-    filename_prefixes,
-    legacy_merge_prefixes,
-    short_exact_names,
-    strip_compression_extension,
-    subdir_path,
-)
+from igneous.layerfiles import subdir_path
 from igneous.ops.skeleton import SKELETON_BLOCK
 from igneous.task_creation.checks import (
-    check_forge_complete,
-    check_forged_object_ids,
     check_ids_exist,
     check_label_list,
     check_nonnegative_int,
+    check_number,
     check_same_grid,
-    forge_record,
-    int_at_least,
     open_segmentation,
-    require_sub_info,
 )
 from igneous.task_creation.common import GridTasks, as_triple, num_tasks, record_provenance, task_kwargs
-from igneous.task_creation.spatial_index import all_labels, check_spatial_db, spatial_index_grid
-from igneous.tasks.image.voxels import read_voxel_counts, voxel_counts_filename
-from igneous.tasks.skeleton import (
-    DeleteSkeletonFilesTask,
-    ShardedFromUnshardedSkeletonMergeTask,
-    ShardedSkeletonMergeTask,
-    SkeletonTask,
-    TransferSkeletonFilesTask,
-    UnshardedSkeletonMergeTask,
-    frag_root,
+from igneous.task_creation.skeleton_files import (
+    clean_skeleton_intermediates,
+    create_skeleton_deletion_tasks,
+    create_spatial_index_skeleton_tasks,
+    create_xfer_skeleton_tasks,
+    finished_labels,
+    swc_files,
 )
-from igneous.volumes import normalize_compress
+from igneous.task_creation.skeleton_merge import (
+    DIR_KEY,
+    FORGE_TASK,
+    create_flat_graphene_skeleton_merge_tasks,
+    create_sharded_skeleton_merge_tasks,
+    create_sharded_skeletons_from_unsharded_tasks,
+    create_unsharded_skeleton_merge_tasks,
+    plan_flat_graphene_merge_prefixes,
+    require_skeleton_info,
+)
+from igneous.tasks.image.voxels import read_voxel_counts, voxel_counts_filename
+from igneous.tasks.skeleton import SkeletonTask
 
 __all__ = [
     "create_skeletonizing_tasks",
@@ -86,20 +83,10 @@ TEASAR_KEYS = (
     "max_paths",
 )
 MAX_FILL_HOLES = 103
-FORGE_TASK = "SkeletonTask"
-DIR_KEY = "skel_dir"
 GRAPHENE_ONLY = ("fix_autapses", "timestamp", "root_ids_cloudpath")
 
 
 # -- validation ------------------------------------------------------------------------------------
-
-
-def _check_number(value, name: str, minimum: float = 0.0, allow_none: bool = False):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not value >= minimum:
-        raise InvalidParameterError(f"{name} must be a number >= {minimum:g}; got {value!r}")
-    return float(value)
 
 
 def _check_teasar(teasar_params) -> dict:
@@ -118,7 +105,7 @@ def _check_teasar(teasar_params) -> dict:
                     raise InvalidParameterError(f"max_paths must be a whole number >= 1 or None; got {value!r}")
                 out[key] = int(value)
             continue
-        number = _check_number(value, f"teasar_params[{key!r}]")
+        number = check_number(value, f"teasar_params[{key!r}]")
         # kimimaro takes a power-of-two pdrf_exponent as an int (it tests its bits)
         out[key] = int(number) if float(number).is_integer() and key == "pdrf_exponent" else value
     return out
@@ -128,35 +115,6 @@ def _check_flag_int(value, name: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise InvalidParameterError(f"{name} must be an integer >= {minimum}; got {value!r}")
     return int(value)
-
-
-def require_skeleton_info(layer_path: str, skel_dir: Optional[str] = None) -> tuple[CloudVolume, str, dict]:
-    """``(vol, skel_dir, skeleton info)`` of a forged layer; refuses when nothing was forged."""
-    vol, skel_dir, info = require_sub_info(layer_path, skel_dir, "skeletons", "skeleton", "skeletonizing")
-    if info.get("@type", fmt.SKELETON_TYPE) != fmt.SKELETON_TYPE:
-        raise InvalidParameterError(f"{layer_path}/{skel_dir}/info is not a skeleton info ({info.get('@type')})")
-    return vol, skel_dir, info
-
-
-def skeleton_forge_record(vol: CloudVolume, skel_dir: str) -> dict:
-    return forge_record(vol, skel_dir, FORGE_TASK, DIR_KEY)
-
-
-def forge_bounds(vol: CloudVolume, skel_dir: str, info: dict) -> Bbox:
-    """The region the last forge planned (the layer, unless it was shrunk to a few labels)."""
-    mip = int(info.get("mip", 0))
-    recorded = skeleton_forge_record(vol, skel_dir).get("bounds")
-    if recorded:
-        return Bbox(recorded[:3], recorded[3:])
-    return vol.meta.bounds(mip)
-
-
-def _check_forged(vol: CloudVolume, layer_path: str, skel_dir: str, info: dict) -> None:
-    check_forge_complete(
-        vol, layer_path, skel_dir, info, what="skeleton forge", command="skeleton forge",
-        bounds=forge_bounds(vol, skel_dir, info),
-    )  # fmt: skip
-    check_forged_object_ids(vol, layer_path, skel_dir, info, FORGE_TASK, DIR_KEY)
 
 
 # -- helpers SPEC §2.5 names -------------------------------------------------------------------------
@@ -510,410 +468,7 @@ def apply_forge_plan(plan: SkeletonForgePlan) -> GridTasks:
     return GridTasks(plan.bounds, Vec(*plan.shape), make_task=make, finish=finish, clip=False, instantiate=True)
 
 
-# -- merges -------------------------------------------------------------------------------------------
-
-
-def _check_merge_numbers(dust_threshold, tick_threshold, max_cable_length) -> tuple:
-    return (
-        _check_number(dust_threshold, "dust_threshold"),
-        _check_number(tick_threshold, "tick_threshold"),
-        _check_number(max_cable_length, "max_cable_length", allow_none=True),
-    )
-
-
-def _check_no_pickles(layer_path: str, skel_dir: str, info: dict, vol: CloudVolume) -> None:
-    """Refuse before merging when the forge left reference pickles and the caller did not opt in
-    (the tasks would refuse each one anyway, after writing some skeletons)."""
-    if fmt.pickles_allowed():
-        return
-    cf = CloudFiles(subdir_path(layer_path, skel_dir), progress=False)
-    for name in cf.list(flat=True):
-        name = strip_compression_extension(name)
-        if fmt.parse_fragment_name(name) is None:
-            continue
-        data = cf.get(name)
-        if data is not None and fmt.looks_pickled(data):
-            fmt.decode_fragment(data, 0, fmt.vertex_attributes(False), name=name)  # raises, naming the opt-in
-        return
-
-
-def create_unsharded_skeleton_merge_tasks(
-    layer_path: str,
-    crop: int = 0,
-    magnitude: int = 3,
-    dust_threshold: float = 4000,
-    max_cable_length: Optional[float] = None,
-    tick_threshold: float = 6000,
-    delete_fragments: bool = False,
-):
-    """Plan the unsharded merge: ``{skel_dir}/{segid}`` per label from its fragments.
-
-    One ``UnshardedSkeletonMergeTask`` per label-name prefix (about ``10^magnitude``); each
-    merges a label's fragments, then kimimaro's postprocess drops components shorter than
-    ``dust_threshold`` nm, breaks loops, joins close pieces and prunes ticks shorter than
-    ``tick_threshold`` nm (skipped above ``max_cable_length`` nm). ``crop`` trims each fragment
-    by that many voxels inside its box first. Refuses until every forge box has its ``.spatial``.
-    """
-    magnitude = int_at_least(magnitude, "magnitude", 1)
-    crop = check_nonnegative_int(crop, "crop")
-    dust_threshold, tick_threshold, max_cable_length = _check_merge_numbers(
-        dust_threshold, tick_threshold, max_cable_length
-    )
-    vol, skel_dir, info = require_skeleton_info(layer_path)
-    if info.get("sharding"):
-        raise InvalidParameterError(f"{layer_path}/{skel_dir} is already merged into shards")
-    if skeleton_forge_record(vol, skel_dir).get("sharded"):
-        raise InvalidParameterError(
-            f"{layer_path}/{skel_dir} was forged --sharded (.frags): merge it with `igneous skeleton merge-sharded`"
-        )
-    _check_forged(vol, layer_path, skel_dir, info)
-    _check_no_pickles(layer_path, skel_dir, info, vol)
-    kwargs = dict(
-        crop=crop,
-        dust_threshold=dust_threshold,
-        max_cable_length=max_cable_length,
-        tick_threshold=tick_threshold,
-        delete_fragments=bool(delete_fragments),
-    )
-    record_provenance(layer_path, "UnshardedSkeletonMergeTask", dict(kwargs, skel_dir=skel_dir, magnitude=magnitude))
-    return [UnshardedSkeletonMergeTask(layer_path, prefix, **kwargs) for prefix in legacy_merge_prefixes(magnitude)]
-
-
-def _check_frags_complete(vol: CloudVolume, layer_path: str, root: str, skel_dir: str, info: dict) -> None:
-    bounds = forge_bounds(vol, skel_dir, info)
-    res = info["spatial_index"]["resolution"]
-    names = [spatial.frags_filename_from_spatial(n, res) for n in spatial.expected_spatial_names(bounds, info)]
-    found = CloudFiles(root, progress=False).exists(names)
-    missing = [n for n in names if not found[n]]
-    if missing:
-        example = ", ".join(n[: -len(".frags")] for n in missing[:5])
-        raise InvalidParameterError(
-            f"sharded skeleton forge is incomplete: {len(missing)} of {len(names)} task boxes have no .frags under "
-            f"{root} (e.g. {example}): forge with --sharded (and the same frag_path)"
-        )
-
-
-def create_sharded_skeleton_merge_tasks(
-    layer_path: str,
-    dust_threshold: float,
-    tick_threshold: float,
-    shard_index_bytes: int = 2**13,
-    minishard_index_bytes: int = 2**15,
-    min_shards: int = 1,
-    minishard_index_encoding: str = "gzip",
-    data_encoding: str = "gzip",
-    max_cable_length: Optional[float] = None,
-    frag_path: Optional[str] = None,
-    cache: bool = False,
-    spatial_index_db: Optional[str] = None,
-    max_labels_per_shard: Optional[int] = None,
-) -> list:
-    """Plan the sharded merge of a sharded forge (``.frags`` + ``.spatial``).
-
-    Labels come from the spatial index (``spatial_index_db`` from `skeleton spatial-index db`,
-    else the ``.spatial`` files). Writes the skeleton info's ``sharding`` and ``{shard}.labels``.
-    A task reads only its labels' fragment entries (never whole ``.frags`` of the dataset) and
-    holds its finished skeletons, so ``max_labels_per_shard`` bounds its memory.
-
-    Returns:
-        A list of ``ShardedSkeletonMergeTask``, one per shard with labels.
-    """
-    dust_threshold, tick_threshold, max_cable_length = _check_merge_numbers(
-        dust_threshold, tick_threshold, max_cable_length
-    )
-    vol, skel_dir, info = require_skeleton_info(layer_path)
-    if "spatial_index" not in info:
-        raise InvalidParameterError(
-            f"{layer_path}/{skel_dir} has no spatial index: the sharded merge needs a forge with --spatial-index"
-        )
-    _check_forged(vol, layer_path, skel_dir, info)
-    root = frag_root(layer_path, frag_path, skel_dir)
-    _check_frags_complete(vol, layer_path, root, skel_dir, info)
-    check_spatial_db(spatial_index_db, "skeleton")
-    labels = all_labels(layer_path, spatial_index_db, info, "skeleton")
-    if len(labels) == 0:
-        raise InvalidParameterError(f"the forge of {layer_path}/{skel_dir} found no labels: nothing to merge")
-    spec = hashed_shard_spec(
-        len(labels), shard_index_bytes, minishard_index_bytes, min_shards, max_labels_per_shard,
-        minishard_index_encoding, data_encoding,
-    )  # fmt: skip
-    fmt.write_skeleton_info(layer_path, skel_dir, dict(info, sharding=spec))
-    shards = write_shard_labels(subdir_path(layer_path, skel_dir), labels, spec)
-    kwargs = dict(
-        dust_threshold=dust_threshold,
-        tick_threshold=tick_threshold,
-        frag_path=frag_path,
-        cache=bool(cache),
-        spatial_index_db=spatial_index_db,
-        max_cable_length=max_cable_length,
-    )
-    record_provenance(
-        layer_path, "ShardedSkeletonMergeTask", dict(kwargs, skel_dir=skel_dir, sharding=spec, num_labels=len(labels))
-    )
-    return [ShardedSkeletonMergeTask(layer_path, shard, **kwargs) for shard in shards]
-
-
-def _unsharded_labels(cf: CloudFiles) -> np.ndarray:
-    """Labels with a finished unsharded skeleton: files named ``digits`` (+ compression)."""
-    labels = [int(n) for n in (strip_compression_extension(x) for x in cf.list(flat=True)) if fmt.is_final_name(n)]
-    return np.asarray(sorted(set(labels)), dtype=np.uint64)
-
-
-def create_sharded_skeletons_from_unsharded_tasks(
-    src: str,
-    dest: str,
-    shard_index_bytes: int = 2**13,
-    minishard_index_bytes: int = 2**15,
-    min_shards: int = 1,
-    minishard_index_encoding: str = "gzip",
-    data_encoding: str = "gzip",
-    skel_dir: Optional[str] = None,
-    max_labels_per_shard: Optional[int] = None,
-):
-    """Plan sharded skeletons in ``dest`` from the finished unsharded skeletons of ``src``.
-
-    ``dest`` gets the source's layer info when it has none and the source's skeleton info
-    with ``sharding`` (its spatial index is left out: dest has no ``.spatial`` files).
-
-    Returns:
-        A list of ``ShardedFromUnshardedSkeletonMergeTask`` partials, one per shard.
-    """
-    vol, src_dir, info = require_skeleton_info(src, skel_dir)
-    if info.get("sharding"):
-        raise InvalidParameterError(f"{src}/{src_dir} is already sharded")
-    if cfpaths.normalize(src).rstrip("/") == cfpaths.normalize(dest).rstrip("/"):
-        raise InvalidParameterError("src and dest are the same layer; choose another dest")
-    labels = _unsharded_labels(CloudFiles(subdir_path(src, src_dir), progress=False))
-    if len(labels) == 0:
-        raise InvalidParameterError(f"{src}/{src_dir} has no finished skeletons (run `igneous skeleton merge` first)")
-    spec = hashed_shard_spec(
-        len(labels), shard_index_bytes, minishard_index_bytes, min_shards, max_labels_per_shard,
-        minishard_index_encoding, data_encoding,
-    )  # fmt: skip
-    dest_cf = CloudFiles(dest, progress=False)
-    dest_info = dest_cf.get_json("info")
-    if dest_info is not None and dest_info.get("skeletons") not in (None, src_dir):
-        raise InvalidParameterError(
-            f"{dest} keeps skeletons in {dest_info['skeletons']!r} but the source's are in {src_dir!r}: "
-            f"pick another dest or set its info 'skeletons' to {src_dir!r}"
-        )
-    if dest_info is None or "skeletons" not in dest_info:
-        dest_info = dict(vol.info) if dest_info is None else dest_info
-        dest_info["skeletons"] = src_dir
-        dest_cf.put_json("info", dest_info, cache_control="no-cache")
-    new_info = {k: v for k, v in info.items() if k != "spatial_index"}
-    new_info["sharding"] = spec
-    fmt.write_skeleton_info(dest, src_dir, new_info)
-    shards = write_shard_labels(subdir_path(dest, src_dir), labels, spec)
-    record_provenance(
-        dest, "ShardedFromUnshardedSkeletonMergeTask", {"src": src, "skel_dir": src_dir, "sharding": spec,
-                                                          "num_labels": len(labels)}, sources=[src]
-    )  # fmt: skip
-    return [
-        functools.partial(ShardedFromUnshardedSkeletonMergeTask, src, dest, shard, skel_dir=src_dir) for shard in shards
-    ]
-
-
-def plan_flat_graphene_merge_prefixes(mip: int, mip_bits: int, coord_bits: Sequence[int], prefix_length: int = 6):
-    """Decimal prefixes of graphene L2 ids at ``mip`` (no server needed): the ids of one mip
-    level share their top bits, so plain ``1:…999`` prefixes would put every label in a few
-    tasks."""
-    from igneous.task_creation.common import graphene_prefixes
-
-    return sorted(graphene_prefixes(mip, mip_bits, tuple(coord_bits), prefix_length))
-
-
-def create_flat_graphene_skeleton_merge_tasks(
-    cloudpath: str,
-    mip: int,
-    crop: int = 0,
-    dust_threshold: float = 4000,
-    tick_threshold: float = 6000,
-    delete_fragments: bool = False,
-):
-    """Merge the fragments of a graphene forge by graphene id prefixes (``UnshardedSkeletonMergeTask``).
-
-    Needs the graphene server for the id layout (``meta.n_bits_for_layer_id`` and the chunk
-    coordinate bits); the prefixes themselves come from :func:`plan_flat_graphene_merge_prefixes`.
-    """
-    if not str(cloudpath).startswith("graphene://"):
-        raise InvalidParameterError(f"the flat graphene merge needs a graphene:// segmentation; got {cloudpath}")
-    crop = check_nonnegative_int(crop, "crop")
-    dust_threshold, tick_threshold, _ = _check_merge_numbers(dust_threshold, tick_threshold, None)
-    vol = CloudVolume(cloudpath, mip=mip, progress=False)
-    bits = vol.meta.n_bits_for_layer_id
-    bits = bits() if callable(bits) else bits
-    prefixes = plan_flat_graphene_merge_prefixes(mip, int(bits), [int(vol.meta.spatial_bit_count(mip))] * 3)
-    kwargs = dict(crop=crop, dust_threshold=dust_threshold, tick_threshold=tick_threshold,
-                  delete_fragments=bool(delete_fragments))  # fmt: skip
-    return [UnshardedSkeletonMergeTask(cloudpath, prefix, **kwargs) for prefix in prefixes]
-
-
-# -- transfer, deletion, spatial index, cleaning --------------------------------------------------------
-
-
-def create_xfer_skeleton_tasks(src: str, dest: str, skel_dir: Optional[str] = None, magnitude: int = 2):
-    """Copy a skeleton directory file by file (compression kept), one task per name prefix.
-
-    ``dest`` must already be a layer (its ``info`` exists); it gets ``info["skeletons"]`` and
-    the skeleton info now.
-    """
-    magnitude = int_at_least(magnitude, "magnitude", 1)
-    _, skel_dir, info = require_skeleton_info(src, skel_dir)
-    if cfpaths.normalize(src).rstrip("/") == cfpaths.normalize(dest).rstrip("/"):
-        raise InvalidParameterError("src and dest are the same layer; choose another dest")
-    cf_dest = CloudFiles(dest, progress=False)
-    dest_info = cf_dest.get_json("info")
-    if dest_info is None:
-        raise InvalidParameterError(
-            f"{dest} has no info: create the destination layer first (e.g. `igneous image xfer`)"
-        )
-    if dest_info.get("skeletons") != skel_dir:
-        dest_info["skeletons"] = skel_dir
-        cf_dest.put_json("info", dest_info, cache_control="no-cache")
-    fmt.write_skeleton_info(dest, skel_dir, info)
-    hexadecimal = bool(info.get("sharding"))
-    cf_src = CloudFiles(subdir_path(src, skel_dir), progress=False)
-    present = [name for name, ok in cf_src.exists(short_exact_names(magnitude, hexadecimal)).items() if ok]
-    if present:  # bare short names (label 5's skeleton "5") no prefix lists alone
-        cf_src.transfer_to(CloudFiles(subdir_path(dest, skel_dir), progress=False), paths=present)
-    record_provenance(dest, "TransferSkeletonFilesTask", {"src": src, "skel_dir": skel_dir}, sources=[src])
-    return [
-        functools.partial(TransferSkeletonFilesTask, src, dest, prefix, skel_dir=skel_dir)
-        for prefix in filename_prefixes(magnitude, hexadecimal)
-    ]
-
-
-def create_skeleton_deletion_tasks(cloudpath: str, magnitude: int = 2, skel_dir: Optional[str] = None):
-    """Delete a skeleton directory: its ``info`` now (no reader sees a half-deleted layer), the
-    files by prefix tasks (sharded: one task)."""
-    magnitude = int_at_least(magnitude, "magnitude", 1)
-    vol = open_segmentation(cloudpath, 0, "skeleton deletion")
-    found = fmt.resolve_skel_dir(vol.info, skel_dir)
-    info = fmt.read_skeleton_info(cloudpath, found) if found else None
-    cf = CloudFiles(subdir_path(cloudpath, found), progress=False) if found else None
-    if info is None:
-        # a deletion whose tasks were lost already removed the info: finish it with one task
-        if cf is not None and next(iter(cf.list()), None) is not None:
-            return [functools.partial(DeleteSkeletonFilesTask, cloudpath, "", skel_dir=found)]
-        require_skeleton_info(cloudpath, skel_dir)  # refuses, naming what is missing
-    cf.delete("info")
-    if info.get("sharding"):
-        return [functools.partial(DeleteSkeletonFilesTask, cloudpath, "", skel_dir=found)]
-    cf.delete([name for name, ok in cf.exists(short_exact_names(magnitude)).items() if ok])
-    return [
-        functools.partial(DeleteSkeletonFilesTask, cloudpath, prefix, skel_dir=found)
-        for prefix in filename_prefixes(magnitude)
-    ]
-
-
-def create_spatial_index_skeleton_tasks(
-    cloudpath: str,
-    shape: Sequence[int] = (448, 448, 448),
-    mip: int = 0,
-    fill_missing: bool = False,
-    compress="gzip",
-    skel_dir: Optional[str] = None,
-):
-    """(Re)build the skeleton ``.spatial`` files from the segmentation, one ``SpatialIndexTask``
-    per box (each lists the labels in its box + 1 voxel and their bounding boxes in nm).
-
-    Writes ``spatial_index`` into the skeleton info (creating one if needed) first. When
-    skeletons were forged, ``shape`` and ``mip`` must be the forge's.
-    """
-    vol = open_segmentation(cloudpath, mip, "a skeleton spatial index")
-    shape = as_triple(shape, "shape")
-    compress = normalize_compress(compress, "raw") if compress is not None else None
-    skel_dir = fmt.resolve_skel_dir(vol.info, skel_dir) or fmt.default_skel_dir(mip)
-    existing = fmt.read_skeleton_info(cloudpath, skel_dir)
-    if existing is not None and existing.get("spatial_index"):
-        check_same_grid(existing, shape, int(existing.get("mip", mip)), skel_dir)
-    if existing is not None and "mip" in existing and int(existing["mip"]) != int(mip):
-        check_same_grid(existing, shape, mip, skel_dir)
-    new_info = dict(existing or fmt.skeleton_info(mip, shape, vol.info["scales"][mip]["resolution"]))
-    new_info["mip"] = int(mip)
-    new_info["spatial_index"] = spatial.spatial_index_info(shape, vol.info["scales"][mip]["resolution"])
-    if "skeletons" not in vol.info:
-        vol.info["skeletons"] = skel_dir
-        vol.commit_info()
-    if new_info != existing:
-        fmt.write_skeleton_info(cloudpath, skel_dir, new_info)
-    return spatial_index_grid(vol, cloudpath, shape, mip, fill_missing, compress, skel_dir)
-
-
-def clean_skeleton_intermediates(layer_path: str, skel_dir: Optional[str] = None) -> tuple[int, str]:
-    """Delete forge intermediates that no finished skeleton needs (``igneous skeleton clean``).
-
-    * unsharded: the ``{segid}:{bbox}`` fragments of every label whose finished ``{segid}``
-      exists and decodes; fragments of other labels are kept (a merge may still need them),
-      unless the merge dropped the label as dust (its provenance names no such label: kept).
-    * sharded: ``*.labels`` and ``*.frags`` once every ``.labels`` has its verified ``.shard``.
-
-    ``.spatial`` and ``info`` are never deleted. Returns ``(number deleted, what was kept)``.
-    """
-    _, skel_dir, info = require_skeleton_info(layer_path, skel_dir)
-    directory = subdir_path(layer_path, skel_dir)
-    cf = CloudFiles(directory, progress=False)
-    names = [strip_compression_extension(n) for n in cf.list(flat=True)]
-    attributes = [a for a in info.get("vertex_attributes", [fmt.RADIUS]) if a["data_type"] == "float32"]
-    if info.get("sharding"):
-        labels_files = [n for n in names if n.endswith(".labels")]
-        shards = {n for n in names if n.endswith(".shard")}
-        unmerged = [n[: -len(".labels")] for n in labels_files if n[: -len(".labels")] + ".shard" not in shards]
-        if unmerged:
-            return 0, f"shards {', '.join(unmerged[:5])} are not merged yet: nothing deleted"
-        doomed = labels_files + [n for n in names if n.endswith(".frags")]
-        cf.delete(doomed)
-        return len(doomed), ""
-    finals = {n for n in names if fmt.is_final_name(n)}
-    fragments: dict = {}
-    for name in names:
-        parsed = fmt.parse_fragment_name(name)
-        if parsed is not None:
-            fragments.setdefault(parsed[0], []).append(name)
-    finished = set()
-    for label in sorted(fragments):
-        if str(label) not in finals:
-            continue
-        data = cf.get(str(label))
-        try:
-            fmt.decode_skeleton(data, label, attributes)
-        except Exception:  # a corrupt skeleton is not finished
-            continue
-        finished.add(label)
-    doomed = [n for label in sorted(finished) for n in fragments[label]]
-    cf.delete(doomed)
-    unfinished = len(fragments) - len(finished)
-    kept = f"fragments of {unfinished} label(s) without a finished skeleton" if unfinished else ""
-    return len(doomed), kept
-
-
-def finished_labels(cloudpath: str, skel_dir: Optional[str] = None) -> list[int]:
-    """Labels with a finished skeleton: ``{segid}`` files, or the labels in the shards' indices."""
-    vol, skel_dir, info = require_skeleton_info(cloudpath, skel_dir)
-    cf = CloudFiles(subdir_path(cloudpath, skel_dir), progress=False)
-    if not info.get("sharding"):
-        return [int(x) for x in _unsharded_labels(cf)]
-    reader = CloudVolume(cloudpath, progress=False).skeleton.reader
-    labels: set = set()
-    for name in cf.list(flat=True):
-        if name.endswith(".shard"):
-            labels.update(int(x) for x in reader.list_labels(f"{skel_dir}/{name}"))
-    return sorted(labels)
-
-
-def swc_files(cloudpath: str, labels: Optional[Sequence[int]] = None):
-    """``(f"{label}.swc", SWC text)`` for ``labels`` (default: every finished skeleton), read
-    through CloudVolume like any other client (vertices in nm)."""
-    labels = finished_labels(cloudpath) if labels is None else [int(x) for x in labels]
-    if not labels:
-        return
-    vol = CloudVolume(cloudpath, progress=False)
-    for start in range(0, len(labels), 500):
-        batch = labels[start : start + 500]
-        try:
-            skels = vol.skeleton.get(batch)
-        except Exception as err:  # a label without a skeleton: say which, in one line
-            raise InvalidParameterError(f"cannot read skeletons {batch[:5]}…: {err}") from None
-        for skel in sorted(skels, key=lambda s: int(s.id)):
-            yield f"{int(skel.id)}.swc", fmt.to_swc(skel)
+_reexported = (
+    clean_skeleton_intermediates, finished_labels, swc_files, plan_flat_graphene_merge_prefixes, require_skeleton_info,
+    DIR_KEY,
+)  # fmt: skip
