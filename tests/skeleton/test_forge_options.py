@@ -135,3 +135,28 @@ def test_few_labels_on_a_meshed_layer_forge_only_the_boxes_around_their_meshes(l
     plan = plan_skeletonizing_tasks(layer, 0, shape=SHAPE, object_ids=[label])
     assert plan.bounds == box and plan.num_tasks == 1
     assert forge_and_merge(layer, object_ids=[label]) == [label]
+
+
+def test_sharded_forge_with_frag_path(layer, tmp_path):
+    """.frags written elsewhere (frag_path) are found by the sharded merge given the same path."""
+    frags = f"file://{tmp_path / 'frags'}"
+    run(tc.create_skeletonizing_tasks(layer, 0, shape=SHAPE, dust_threshold=200, sharded=True, frag_path=frags))
+    assert len(list((tmp_path / "frags" / "skeletons_mip_0").glob("*.frags"))) == 8
+    assert not list((tmp_path / "seg" / "skeletons_mip_0").glob("*.frags"))
+    with pytest.raises(InvalidParameterError, match="frags"):
+        tc.create_sharded_skeleton_merge_tasks(layer, 300, 0)
+    run(tc.create_sharded_skeleton_merge_tasks(layer, 300, 0, frag_path=frags))
+    labels = finished_labels(layer)
+    assert len(labels) >= 5 and len(CloudVolume(layer).skeleton.get(labels)) == len(labels)
+
+
+def test_a_merge_that_cannot_finish_a_label_names_it_and_writes_no_shard(layer, tmp_path):
+    from igneous.errors import IncompleteSkeletonError
+
+    run(tc.create_skeletonizing_tasks(layer, 0, shape=SHAPE, dust_threshold=200, sharded=True))
+    tasks = tc.create_sharded_skeleton_merge_tasks(layer, 300, 0, max_labels_per_shard=1000)
+    for name in (tmp_path / "seg" / "skeletons_mip_0").glob("*.frags"):
+        name.unlink()  # lost after planning
+    with pytest.raises(IncompleteSkeletonError, match=r"label \d+: .*\.frags is missing"):
+        run(tasks)
+    assert not list((tmp_path / "seg" / "skeletons_mip_0").glob("*.shard"))
