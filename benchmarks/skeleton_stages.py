@@ -399,6 +399,7 @@ def skeleton_merge_sharded_memory(runner, data_dir: str, repeat: int, profile: b
     result = {
         "params": {"layer": "seg", "forge_shape": shape, "copies": copies, "max_labels_per_shard": 2000},
         "forge": forged, "tiled": built, "runs_1x": one, "runs_10x": ten, "best_1x": b1, "best_10x": b10,
+        "best": b10,  # the harness's "completed" mark
         "rss_growth": b10["peak_rss_mb"] / b1["peak_rss_mb"] if b1 and b10 else None,
     }  # fmt: skip
     targets = SKELETON_TARGETS[name]
