@@ -133,7 +133,14 @@ def strip_integer_attributes(skeletons):
 
 
 class SkeletonTask(RegisteredTask):
-    """Skeletonize one box of a segmentation into fragments (SPEC §3.5 for every option)."""
+    """Skeletonize one box of a segmentation into fragments (SPEC §3.5 for every option).
+
+    Fragments hold exactly the skeleton info's float32 vertex attributes (radius, and
+    cross_sectional_area when asked for), so every merge can decode them; integer attributes
+    (vertex types, section contacts) are never stored, whatever ``strip_integer_attributes``
+    says. ``progress`` and ``cross_sectional_area_low_memory_threshold`` are accepted for the
+    wire format and have no effect.
+    """
 
     def __init__(
         self,
@@ -231,8 +238,6 @@ class SkeletonTask(RegisteredTask):
                 skel = ops.prune_forced_stubs(
                     skel, info.get(fmt.FORGE_KEY), resolution, bounds.minpt, bounds.maxpt, single_task=True
                 )
-            if not self.strip_integer_attributes:
-                attributes = attributes + [a for a in skel.extra_attributes if a not in attributes]
             fragments[segid] = fmt.encode_skeleton(skel, attributes)
             spatial[str(segid)] = fmt.skeleton_bounds_nm(skel.vertices)
         if self.dry_run:
