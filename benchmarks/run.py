@@ -40,6 +40,8 @@ from mesh_stages import MESH_TARGETS  # noqa: E402
 from mesh_stages import PARENT_STAGES as MESH_STAGES  # noqa: E402
 from plan_view_stages import PARENT_STAGES as PLAN_VIEW_STAGES  # noqa: E402
 from plan_view_stages import PLAN_VIEW_TARGETS  # noqa: E402
+from skeleton_stages import PARENT_STAGES as SKELETON_STAGES  # noqa: E402
+from skeleton_stages import SKELETON_TARGETS  # noqa: E402
 from voxel_stages import PARENT_STAGES as VOXEL_STAGES  # noqa: E402
 from voxel_stages import VOXEL_TARGETS  # noqa: E402
 
@@ -88,6 +90,8 @@ STAGE_NAMES += list(CCL_STAGES)
 TARGETS.update(CCL_TARGETS)
 STAGE_NAMES += list(PLAN_VIEW_STAGES)
 TARGETS.update(PLAN_VIEW_TARGETS)
+STAGE_NAMES += list(SKELETON_STAGES)
+TARGETS.update(SKELETON_TARGETS)
 
 
 # -- children -----------------------------------------------------------------------------------
@@ -453,6 +457,7 @@ STAGES = {
     **INGEST_STAGES,
     **CCL_STAGES,
     **PLAN_VIEW_STAGES,
+    **SKELETON_STAGES,
 }
 
 

@@ -476,6 +476,9 @@ STAGES.update(_INGEST_CHILD_STAGES)
 from ccl_stages import CHILD_STAGES as _CCL_CHILD_STAGES  # noqa: E402
 
 STAGES.update(_CCL_CHILD_STAGES)
+from skeleton_stages import CHILD_STAGES as _SKELETON_CHILD_STAGES  # noqa: E402
+
+STAGES.update(_SKELETON_CHILD_STAGES)
 
 
 def main(argv=None) -> int:

@@ -8,7 +8,7 @@ import os
 import click
 
 import igneous
-from igneous_cli import design, image, mesh, queue
+from igneous_cli import design, image, mesh, queue, skeleton
 from igneous_cli import view as view_cmd
 from igneous_cli.common import IgneousGroup, configure_logging
 
@@ -60,3 +60,4 @@ main.add_command(queue.queue)
 main.add_command(image.image)
 main.add_command(mesh.mesh)
 main.add_command(view_cmd.view)
+main.add_command(skeleton.skeleton)

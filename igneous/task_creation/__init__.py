@@ -19,12 +19,15 @@ from igneous.task_creation.obsolete import *  # noqa: F403
 from igneous.task_creation.obsolete import __all__ as _obsolete_all
 from igneous.task_creation.reorder import create_reordering_tasks
 from igneous.task_creation.roi import compute_rois  # issue 13
+from igneous.task_creation.skeleton import *  # noqa: F403
+from igneous.task_creation.skeleton import __all__ as _skeleton_all
 
 __all__ = (
     list(_image_all)
     + ["create_reordering_tasks", "create_fixup_downsample_tasks"]
     + list(_mesh_all)
     + list(_obsolete_all)
+    + list(_skeleton_all)
 )
 __all__ += [  # issue 13: contrast and ROI (SPEC §2.1)
     "create_luminance_levels_tasks",

@@ -20,8 +20,31 @@ from cloudvolume.lib import Vec
 
 from igneous import meshes
 from igneous.errors import InvalidParameterError
+from igneous.task_creation.checks import (
+    check_compress,
+    check_forge_complete,
+    check_forged_object_ids,
+    check_ids_exist,
+    check_label_list,
+    check_nonnegative_int,
+    check_same_grid,
+    forge_record,
+    open_segmentation,
+    require_mesh_info,
+)
 from igneous.task_creation.common import GridTasks, as_triple, record_provenance, task_kwargs
 from igneous.task_creation.graphene import create_graphene_hybrid_mesh_manifest_tasks, create_graphene_meshing_tasks
+
+# SPEC §2.2 is one namespace: the multi-resolution and spatial-index creators (and the §2.5
+# helper configure_multires_info) live in their own modules and are re-exported here.
+from igneous.task_creation.multires import (
+    configure_multires_info,
+    create_sharded_multires_mesh_from_unsharded_tasks,
+    create_sharded_multires_mesh_tasks,
+    create_unsharded_multires_mesh_tasks,
+)
+from igneous.task_creation.spatial_index import create_spatial_index_mesh_tasks
+from igneous.tasks.image.voxels import read_voxel_counts, voxel_counts_filename
 from igneous.tasks.mesh.mesh import (
     MESH_TASK_DEFAULTS,
     DeleteMeshFilesTask,
@@ -30,7 +53,6 @@ from igneous.tasks.mesh.mesh import (
     MeshTask,
     TransferMeshFilesTask,
 )
-from igneous.volumes import open_volume
 
 __all__ = [
     "create_meshing_tasks",
@@ -52,118 +74,7 @@ _PLANNING = ("prepare_meshing", "PreparedMeshing", "prepare_mesh_manifest")
 log = logging.getLogger(__name__)
 
 MESH_ENCODINGS = ("precomputed", "draco")
-FRAGMENT_COMPRESSIONS = ("gzip", "br", "zstd")
 MAX_FILL_HOLES = 103
-
-
-# -- validation --------------------------------------------------------------------------------
-
-
-def open_segmentation(layer_path: str, mip: int = 0) -> CloudVolume:
-    """The layer at ``mip``, refused unless it is an integer segmentation."""
-    vol = open_volume(layer_path, mip)
-    if vol.layer_type != "segmentation" or not np.issubdtype(np.dtype(vol.dtype), np.integer):
-        raise InvalidParameterError(
-            f"meshing needs a segmentation layer of integer labels; {layer_path} is a "
-            f"{vol.layer_type} layer of {vol.dtype}"
-        )
-    return vol
-
-
-def _check_label_list(ids, name: str) -> Optional[list[int]]:
-    if ids is None:
-        return None
-    try:
-        values = [int(x) for x in ids]
-    except (TypeError, ValueError):
-        raise InvalidParameterError(f"{name} must be a list of label ids; got {ids!r}") from None
-    if any(isinstance(x, bool) or int(x) != x for x in ids) or any(v < 0 or v >= 2**64 for v in values):
-        raise InvalidParameterError(f"{name} must hold integers in [0, 2^64); got {ids!r}")
-    return values
-
-
-def _check_compress(compress):
-    if compress in (None, False) or (isinstance(compress, str) and compress.lower() in ("none", "false", "")):
-        return None
-    if compress is True:
-        return "gzip"
-    if str(compress).lower() not in FRAGMENT_COMPRESSIONS:
-        raise InvalidParameterError(
-            f"compress must be one of none, {', '.join(FRAGMENT_COMPRESSIONS)}; got {compress!r}"
-        )
-    return str(compress).lower()
-
-
-def _check_nonnegative_int(value, name: str, upper: Optional[int] = None) -> int:
-    if isinstance(value, bool) or int(value) != value or value < 0 or (upper is not None and value > upper):
-        span = f"[0, {upper}]" if upper is not None else ">= 0"
-        raise InvalidParameterError(f"{name} must be an integer {span}; got {value!r}")
-    return int(value)
-
-
-def _check_ids_exist(counts, ids: list[int], source: str) -> None:
-    unknown = [i for i in ids if counts.get(meshes.intmap_key(i)) is None]
-    if unknown:
-        shown = ", ".join(str(i) for i in unknown[:5])
-        raise InvalidParameterError(
-            f"object_ids {shown}{' …' if len(unknown) > 5 else ''} do not occur in the segmentation ({source})"
-        )
-
-
-def require_mesh_info(layer_path: str, mesh_dir: Optional[str]) -> tuple[CloudVolume, str, dict]:
-    """``(vol, mesh_dir, mesh info)`` of a forged layer; refuses when there is nothing forged."""
-    vol = open_segmentation(layer_path, 0)
-    mesh_dir = meshes.resolve_mesh_dir(vol.info, mesh_dir)
-    info = meshes.read_mesh_info(layer_path, mesh_dir) if mesh_dir else None
-    if info is None:
-        where = f"{layer_path}/{mesh_dir}/info" if mesh_dir else f"{layer_path} (its info has no 'mesh')"
-        raise InvalidParameterError(f"no mesh info at {where}: run `igneous mesh forge` first")
-    return vol, mesh_dir, info
-
-
-def check_forge_complete(vol: CloudVolume, layer_path: str, mesh_dir: str, info: dict) -> None:
-    """Refuse to merge while any forge box lacks its ``.spatial`` completion marker."""
-    if "spatial_index" not in info:
-        log.warning("%s/%s has no spatial index: cannot check that forging finished", layer_path, mesh_dir)
-        return
-    mip = int(info.get("mip", 0))
-    missing, total = meshes.missing_spatial_boxes(layer_path, mesh_dir, vol.meta.bounds(mip), info)
-    if missing:
-        example = ", ".join(n[: -len(".spatial")] for n in missing[:5])
-        raise InvalidParameterError(
-            f"mesh forge is incomplete: {len(missing)} of {total} task boxes have no .spatial file "
-            f"(e.g. {example}): rerun the forge tasks"
-        )
-
-
-def forge_record(vol: CloudVolume, mesh_dir: str) -> dict:
-    """The parameters of the last forge planned into ``mesh_dir``, from the layer's provenance
-    ({} when none is recorded, e.g. a forge by a tool that keeps no provenance)."""
-    for record in reversed(vol.provenance.processing):
-        method = record.get("method") if isinstance(record, dict) else None
-        if isinstance(method, dict) and method.get("task") == "MeshTask" and method.get("mesh_dir") == mesh_dir:
-            return method
-    return {}
-
-
-def check_forged_object_ids(vol: CloudVolume, layer_path: str, mesh_dir: str, info: dict) -> None:
-    """When the forge asked for ``object_ids``, each must occur in the spatial index (§3.11)."""
-    record = forge_record(vol, mesh_dir)
-    if not record.get("object_ids") or "spatial_index" not in info:
-        return
-    wanted = {int(x) for x in record["object_ids"]}
-    mip = int(info.get("mip", 0))
-    names = meshes.expected_spatial_names(vol.meta.bounds(mip), info)
-    cf = CloudFiles(meshes.mesh_path(layer_path, mesh_dir))
-    found = set()
-    for content in cf.get_json(names):
-        found.update(int(k) for k in (content or {}))
-    unknown = sorted(wanted - found)
-    if unknown:
-        shown = ", ".join(str(i) for i in unknown[:5])
-        raise InvalidParameterError(
-            f"object_ids {shown} were requested at forge but do not occur in the segmentation; forge again without them"
-        )
 
 
 # -- forge -------------------------------------------------------------------------------------
@@ -315,11 +226,11 @@ def prepare_meshing(
     if not max_error >= 0:
         raise InvalidParameterError(f"max_simplification_error must be >= 0 nm; got {max_simplification_error!r}")
     if dust_threshold is not None:
-        dust_threshold = _check_nonnegative_int(dust_threshold, "dust_threshold")
+        dust_threshold = check_nonnegative_int(dust_threshold, "dust_threshold")
     if encoding not in MESH_ENCODINGS:
         raise InvalidParameterError(f"encoding must be one of {', '.join(MESH_ENCODINGS)}; got {encoding!r}")
-    compress = _check_compress(compress)
-    fill_holes = _check_nonnegative_int(fill_holes, "fill_holes", MAX_FILL_HOLES)
+    compress = check_compress(compress)
+    fill_holes = check_nonnegative_int(fill_holes, "fill_holes", MAX_FILL_HOLES)
     if fill_holes > 0:
         try:
             import fastmorph  # noqa: F401
@@ -329,20 +240,20 @@ def prepare_meshing(
         raise InvalidParameterError(
             "sharded forging needs spatial_index=True: the sharded merge finds .frags through it"
         )
-    object_ids = _check_label_list(object_ids, "object_ids")
-    exclude_object_ids = _check_label_list(exclude_object_ids, "exclude_object_ids") or []
+    object_ids = check_label_list(object_ids, "object_ids")
+    exclude_object_ids = check_label_list(exclude_object_ids, "exclude_object_ids") or []
 
-    counts = meshes.load_voxel_counts(layer_path, vol.meta.key(mip))
+    counts = read_voxel_counts(layer_path, vol.meta.key(mip))
     if dust_global:
         if not dust_threshold:
             raise InvalidParameterError("dust_global needs a dust_threshold (e.g. --dust-threshold 1000)")
         if counts is None:
             raise InvalidParameterError(
-                f"dust_global needs {layer_path}/{meshes.voxel_counts_filename(vol.meta.key(mip))}: "
+                f"dust_global needs {layer_path}/{voxel_counts_filename(vol.meta.key(mip))}: "
                 f"run `igneous image voxels count` then `igneous image voxels sum`"
             )
     if object_ids is not None and counts is not None:
-        _check_ids_exist(counts, object_ids, f"per {meshes.voxel_counts_filename(vol.meta.key(mip))}")
+        check_ids_exist(counts, object_ids, f"per {voxel_counts_filename(vol.meta.key(mip))}")
 
     mesh_dir = meshes.resolve_mesh_dir(vol.info, mesh_dir) or meshes.default_mesh_dir(mip, max_simplification_error)
     _check_forge_target(layer_path, mesh_dir, mip, shape)
@@ -403,7 +314,7 @@ def create_mesh_manifest_tasks(layer_path: str, magnitude: int = 3, mesh_dir: Op
 
 def prepare_mesh_manifest(layer_path: str, magnitude: int = 3, mesh_dir: Optional[str] = None):
     """Validate and plan ``create_mesh_manifest_tasks`` without writing: ``(mesh_dir, magnitude, tasks)``."""
-    magnitude = _check_nonnegative_int(magnitude, "magnitude")
+    magnitude = check_nonnegative_int(magnitude, "magnitude")
     if magnitude < 1:
         raise InvalidParameterError("magnitude must be an integer >= 1; got 0")
     vol, mesh_dir, info = require_mesh_info(layer_path, mesh_dir)
@@ -445,7 +356,7 @@ def create_xfer_meshes_tasks(src: str, dest: str, mesh_dir: Optional[str] = None
     The destination layer gets the source's layer info if it has none, ``info["mesh"]``
     pointing at the copied directory, and the mesh info, immediately.
     """
-    magnitude = _check_nonnegative_int(magnitude, "magnitude")
+    magnitude = check_nonnegative_int(magnitude, "magnitude")
     if magnitude < 1:
         raise InvalidParameterError("magnitude must be an integer >= 1; got 0")
     vol, mesh_dir, info = require_mesh_info(src, mesh_dir)
@@ -473,7 +384,7 @@ def create_xfer_meshes_tasks(src: str, dest: str, mesh_dir: Optional[str] = None
 def create_mesh_deletion_tasks(layer_path: str, magnitude: int = 3, mesh_dir: Optional[str] = None):
     """Delete a mesh directory: its ``info`` now (so no reader sees a half-deleted mesh), the
     files by prefix tasks (sharded: one task)."""
-    magnitude = _check_nonnegative_int(magnitude, "magnitude")
+    magnitude = check_nonnegative_int(magnitude, "magnitude")
     if magnitude < 1:
         raise InvalidParameterError("magnitude must be an integer >= 1; got 0")
     vol = open_segmentation(layer_path, 0)
@@ -562,15 +473,4 @@ def clean_mesh_intermediates(layer_path: str, mesh_dir: Optional[str] = None) ->
     return len(doomed), kept
 
 
-# SPEC §2.2 is one namespace: the multi-resolution creators (and the §2.5 helper
-# configure_multires_info) live in their own module. Imported last: that module may use
-# the helpers above.
-from igneous.task_creation.multires import (  # noqa: E402
-    configure_multires_info,
-    create_sharded_multires_mesh_from_unsharded_tasks,
-    create_sharded_multires_mesh_tasks,
-    create_unsharded_multires_mesh_tasks,
-)
-from igneous.task_creation.spatial_index import check_same_grid, create_spatial_index_mesh_tasks  # noqa: E402
-
-_reexported = (configure_multires_info,)
+_reexported = (configure_multires_info, check_forge_complete, check_forged_object_ids, forge_record)

@@ -8,7 +8,6 @@ mesh info to ``neuroglancer_multilod_draco`` and returns the merge tasks.
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
@@ -18,15 +17,24 @@ from cloudvolume import CloudVolume
 
 from igneous import meshes
 from igneous.errors import InvalidParameterError
+from igneous.label_shards import MINISHARD_INDEX_ENCODINGS, hashed_shard_spec, write_shard_labels
+from igneous.layerfiles import legacy_merge_prefixes, subdir_path
 from igneous.ops.multires import VERTEX_QUANTIZATION_BITS
-from igneous.task_creation.common import as_triple, compute_shard_params_for_hashed, record_provenance, task_kwargs
+from igneous.task_creation.checks import (
+    check_forge_complete,
+    check_forged_object_ids,
+    forge_record,
+    int_at_least,
+    require_mesh_info,
+)
+from igneous.task_creation.common import as_triple, record_provenance, task_kwargs
+from igneous.task_creation.spatial_index import all_labels, check_spatial_db
 from igneous.tasks.mesh.multires import (
     DEFAULT_LOD_MAX_ERROR,
     LOD_MAX_ERROR_KEY,
     MultiResShardedFromUnshardedMeshMergeTask,
     MultiResShardedMeshMergeTask,
     MultiResUnshardedMeshMergeTask,
-    shard_labels_filename,
 )
 
 __all__ = [
@@ -39,20 +47,10 @@ __all__ = [
     "PreparedMultiresMerge",
 ]
 
-MINISHARD_INDEX_ENCODINGS = ("gzip", "raw")
-
-
-def _join(root: str, *parts: str) -> str:
-    return "/".join([root.rstrip("/"), *(p.strip("/") for p in parts)])
-
+_join = subdir_path
+_int_at_least = int_at_least
 
 # -- validation -----------------------------------------------------------------------------------
-
-
-def _int_at_least(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise InvalidParameterError(f"{name} must be an integer >= {minimum}; got {value!r}")
-    return int(value)
 
 
 def _check_vqb(vqb) -> int:
@@ -75,8 +73,6 @@ def _check_encoding(encoding) -> str:
 
 def _forged(layer_path: str, mesh_dir: Optional[str]):
     """(vol, mesh_dir, info) of a forged layer, refusing unfinished forges."""
-    from igneous.task_creation.mesh import check_forge_complete, check_forged_object_ids, require_mesh_info
-
     vol, mesh_dir, info = require_mesh_info(layer_path, mesh_dir)
     if "mip" not in info:
         raise InvalidParameterError(f"{layer_path}/{mesh_dir}/info has no 'mip': forge again with `igneous mesh forge`")
@@ -90,8 +86,6 @@ def _forged(layer_path: str, mesh_dir: Optional[str]):
 
 def forge_max_error(vol: CloudVolume, mesh_dir: str) -> float:
     """The forge's ``max_simplification_error`` (nm) from the layer's provenance (SPEC default 40)."""
-    from igneous.task_creation.mesh import forge_record
-
     try:
         return float(forge_record(vol, mesh_dir).get("max_simplification_error", DEFAULT_LOD_MAX_ERROR))
     except (TypeError, ValueError):
@@ -126,8 +120,6 @@ def configure_multires_info(cloudpath: str, vertex_quantization_bits: int, mesh_
 
     Open a new CloudVolume afterwards: CloudVolume picks its mesh reader when constructed.
     """
-    from igneous.task_creation.mesh import require_mesh_info
-
     vqb = _check_vqb(vertex_quantization_bits)
     vol, mesh_dir, info = require_mesh_info(cloudpath, mesh_dir)
     if "mip" not in info:
@@ -220,8 +212,6 @@ def prepare_unsharded_multires_merge(
     min_chunk_size: Sequence[int] = (256, 256, 256),
 ) -> PreparedMultiresMerge:
     """Validate and plan ``create_unsharded_multires_mesh_tasks`` without writing anything."""
-    from igneous.meshes import legacy_merge_prefixes
-
     num_lod = _int_at_least(num_lod, "num_lod", 0)
     magnitude = _int_at_least(magnitude, "magnitude", 1)
     vqb = _check_vqb(vertex_quantization_bits)
@@ -247,39 +237,16 @@ def _shard_spec(
     max_labels_per_shard: Optional[int],
     minishard_index_encoding: str,
 ) -> dict:
-    min_shards = _int_at_least(min_shards, "min_shards", 1)
-    if max_labels_per_shard is not None:
-        max_labels_per_shard = _int_at_least(max_labels_per_shard, "max_labels_per_shard", 1)
-        min_shards = max(min_shards, int(math.ceil(num_labels / max_labels_per_shard)))
-    shard_bits, minishard_bits, _ = compute_shard_params_for_hashed(
-        num_labels, int(shard_index_bytes), int(minishard_index_bytes), min_shards
-    )
-    return {
-        "@type": "neuroglancer_uint64_sharded_v1",
-        "hash": "murmurhash3_x86_128",
-        "preshift_bits": 0,
-        "minishard_bits": int(minishard_bits),
-        "shard_bits": int(shard_bits),
-        "minishard_index_encoding": minishard_index_encoding,
-        "data_encoding": "raw",  # the manifest offsets address raw fragment bytes
-    }
+    # the manifest offsets address raw fragment bytes
+    return hashed_shard_spec(
+        num_labels, shard_index_bytes, minishard_index_bytes, min_shards, max_labels_per_shard,
+        minishard_index_encoding, data_encoding="raw",
+    )  # fmt: skip
 
 
 def _write_shard_labels(cloudpath: str, mesh_dir: str, labels: np.ndarray, spec: dict) -> list[str]:
     """Write ``{shard}.labels`` for every shard that has labels; returns the shard names."""
-    import shardcomputer
-
-    groups = shardcomputer.assign_labels_to_shards(
-        np.asarray(labels, dtype=np.uint64), 0, spec["shard_bits"], spec["minishard_bits"]
-    )
-    cf = CloudFiles(_join(cloudpath, mesh_dir))
-    cf.put_jsons(
-        ((shard_labels_filename(shard), sorted(int(x) for x in group)) for shard, group in groups.items()),
-        compress="gzip",
-        cache_control="no-cache",
-        total=len(groups),
-    )
-    return sorted(groups)
+    return write_shard_labels(_join(cloudpath, mesh_dir), labels, spec)
 
 
 def _check_frags_complete(vol: CloudVolume, frag_root: str, mesh_dir: str, info: dict) -> None:
@@ -298,53 +265,11 @@ def _check_frags_complete(vol: CloudVolume, frag_root: str, mesh_dir: str, info:
 
 
 def _check_spatial_db(spatial_index_db: Optional[str]) -> None:
-    """The database must exist and index every ``.spatial`` file of the finished forge: one
-    exported before the forge finished would silently drop labels and fragments."""
-    if not spatial_index_db:
-        return
-    from cloudvolume.datasource.precomputed.spatial_index import connect
-
-    from igneous.task_creation.spatial_index import files_missing_at_export
-
-    try:
-        conn = connect(spatial_index_db)
-    except ImportError as err:
-        raise InvalidParameterError(
-            f"spatial_index_db {spatial_index_db} needs a driver that is not installed ({err}); "
-            f"for mysql:// run pip install 'igneous[mysql]'"
-        ) from None
-    except Exception as err:
-        raise InvalidParameterError(f"cannot open spatial_index_db {spatial_index_db}: {err}") from None
-    try:
-        cur = conn.cursor()
-        cur.execute("select count(*) from file_lookup")
-        cur.fetchall()
-    except Exception:
-        raise InvalidParameterError(
-            f"spatial_index_db {spatial_index_db} has no file_lookup table: run `igneous mesh spatial-index db` first"
-        ) from None
-    finally:
-        conn.close()
-    missing = files_missing_at_export(spatial_index_db)
-    if missing:
-        raise InvalidParameterError(
-            f"spatial_index_db {spatial_index_db} was exported while {len(missing)} forge boxes had no .spatial "
-            f"file (e.g. {', '.join(missing[:3])}): export it again with `igneous mesh spatial-index db`"
-        )
+    check_spatial_db(spatial_index_db, "mesh")
 
 
 def _all_labels(cloudpath: str, spatial_index_db: Optional[str], info: dict) -> np.ndarray:
-    from cloudvolume.exceptions import SpatialIndexGapError
-
-    vol = CloudVolume(cloudpath, spatial_index_db=spatial_index_db, progress=False, cdn_cache=False)
-    index = vol.mesh.spatial_index
-    mip = int(info["mip"])
-    bounds = vol.meta.bounds(mip) * np.asarray(vol.meta.resolution(mip))
-    try:
-        labels = index.query(bounds)
-    except SpatialIndexGapError as err:
-        raise InvalidParameterError(f"the spatial index has a gap: {err}") from None
-    return np.asarray(sorted(int(x) for x in labels), dtype=np.uint64)
+    return all_labels(cloudpath, spatial_index_db, info, "mesh")
 
 
 def create_sharded_multires_mesh_tasks(
@@ -502,8 +427,6 @@ def create_sharded_multires_mesh_from_unsharded_tasks(
     Returns:
         A list of ``MultiResShardedFromUnshardedMeshMergeTask`` partials, one per shard.
     """
-    from igneous.task_creation.mesh import require_mesh_info
-
     num_lod = _int_at_least(num_lod, "num_lod", 0)
     vqb = _check_vqb(vertex_quantization_bits)
     level = _check_level(draco_compression_level)

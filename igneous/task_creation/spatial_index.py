@@ -1,5 +1,6 @@
-"""Planning mesh spatial indices (SPEC §2.2 ``create_spatial_index_mesh_tasks``) and their
-export to a SQL database (``mesh spatial-index db``, design §3.10).
+"""Planning spatial indices (SPEC §2.2 ``create_spatial_index_mesh_tasks``; the skeleton
+planner reuses :func:`spatial_index_grid`) and their export to a SQL database
+(``mesh|skeleton spatial-index db``, design-meshing §3.10).
 
 The ``.spatial`` files tell, for each task box, which labels it holds and their bounding
 boxes in nm. Merges use them to find a label's fragments and to check that forging finished;
@@ -17,17 +18,27 @@ import os
 import re
 from typing import Optional, Sequence
 
+import numpy as np
 from cloudvolume import CloudVolume
 from cloudvolume.datasource.precomputed.spatial_index import parse_db_path
 from cloudvolume.lib import getprecision
 
-from igneous import meshes
+from igneous import meshes, spatial
 from igneous.errors import InvalidParameterError
+from igneous.layerfiles import read_sub_info
+from igneous.task_creation.checks import check_same_grid, open_segmentation
 from igneous.task_creation.common import GridTasks, as_triple, record_provenance, task_kwargs
 from igneous.tasks.spatial_index import SpatialIndexTask
 from igneous.volumes import normalize_compress
 
-__all__ = ["create_spatial_index_mesh_tasks", "export_spatial_index_db", "DB_SCHEMES"]
+__all__ = [
+    "create_spatial_index_mesh_tasks",
+    "spatial_index_grid",
+    "export_spatial_index_db",
+    "check_spatial_db",
+    "all_labels",
+    "DB_SCHEMES",
+]
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +47,13 @@ MAX_INDEX_FILENAME = 100  # CloudVolume's index_files.filename is VARCHAR(100)
 SQLITE_MAX_LABEL = 2**63 - 1
 
 
-def _open_segmentation(cloudpath: str, mip: int) -> CloudVolume:
-    from igneous.task_creation.mesh import open_segmentation  # mesh.py re-exports this module
+# What differs between the two kinds of forged output: the layer info key naming the
+# sub-directory, and CloudVolume's source holding its spatial index.
+KINDS = {"mesh": ("mesh", "mesh"), "skeleton": ("skeletons", "skeleton")}
 
-    return open_segmentation(cloudpath, mip)
+
+def _index_of(vol: CloudVolume, kind: str):
+    return getattr(vol, KINDS[kind][1]).spatial_index
 
 
 def create_spatial_index_mesh_tasks(
@@ -68,7 +82,7 @@ def create_spatial_index_mesh_tasks(
     Returns:
         A lazy, sized iterator of ``SpatialIndexTask``; provenance is recorded when it is exhausted.
     """
-    vol = _open_segmentation(cloudpath, mip)
+    vol = open_segmentation(cloudpath, mip)
     shape = as_triple(shape, "shape")
     compress = normalize_compress(compress, "raw") if compress is not None else None
     mesh_dir = meshes.resolve_mesh_dir(vol.info, mesh_dir) or meshes.default_mesh_dir(mip, 40)
@@ -87,10 +101,17 @@ def create_spatial_index_mesh_tasks(
     if new_info != existing:
         meshes.write_mesh_info(cloudpath, mesh_dir, new_info)
 
-    precision = max(getprecision(r) for r in resolution)
+    return spatial_index_grid(vol, cloudpath, shape, mip, fill_missing, compress, mesh_dir)
+
+
+def spatial_index_grid(
+    vol: CloudVolume, cloudpath: str, shape, mip: int, fill_missing: bool, compress, subdir: str
+) -> GridTasks:
+    """The ``SpatialIndexTask`` grid over the layer at ``mip`` writing into ``subdir``."""
+    precision = max(getprecision(r) for r in vol.info["scales"][mip]["resolution"])
     kwargs = task_kwargs(
         cloudpath=cloudpath,
-        subdir=mesh_dir,
+        subdir=subdir,
         precision=precision,
         mip=mip,
         fill_missing=bool(fill_missing),
@@ -98,22 +119,6 @@ def create_spatial_index_mesh_tasks(
     )
     finish = functools.partial(record_provenance, cloudpath, "SpatialIndexTask", {**kwargs, "shape": shape})
     return GridTasks(vol.meta.bounds(mip), shape, functools.partial(SpatialIndexTask, **kwargs), finish)
-
-
-def check_same_grid(existing: dict, shape, mip: int, mesh_dir: str, what: str = "the spatial index") -> None:
-    """``what`` must use the forge grid recorded in ``{mesh_dir}/info`` (task shape and mip):
-    fragments and ``.spatial`` files of two grids in one directory would overlap."""
-    recorded = existing.get("chunk_size")
-    if recorded is not None and [int(s) for s in recorded] != [int(s) for s in shape]:
-        raise InvalidParameterError(
-            f"{mesh_dir}/info records forge task shape {','.join(map(str, recorded))}; {what} "
-            f"must use the same grid: pass shape={','.join(map(str, recorded))} or use another mesh directory"
-        )
-    if "mip" in existing and int(existing["mip"]) != int(mip):
-        raise InvalidParameterError(
-            f"{mesh_dir} was forged at mip {existing['mip']}; {what} must use mip {existing['mip']} "
-            "or another mesh directory"
-        )
 
 
 def _check_database(database: str) -> dict:
@@ -163,8 +168,10 @@ def export_spatial_index_db(
     progress: bool = False,
     allow_missing: bool = False,
     parallel: int = 1,
+    kind: str = "mesh",
 ) -> None:
-    """Load a layer's mesh spatial index into a SQL database (``cv.mesh.spatial_index.to_sql``).
+    """Load a layer's mesh (``kind='mesh'``) or skeleton (``kind='skeleton'``) spatial index
+    into a SQL database (``cv.mesh.spatial_index.to_sql``).
 
     Tables ``index_files(id, filename)`` and ``file_lookup(label, fid)`` are dropped and
     rebuilt. Point readers at it with ``CloudVolume(path, spatial_index_db=database)`` or the
@@ -181,32 +188,33 @@ def export_spatial_index_db(
     from cloudvolume.datasource.precomputed.spatial_index import SpatialIndexGapError
 
     parsed = _check_database(database)
-    vol = _open_segmentation(cloudpath, 0)
-    mesh_dir = meshes.resolve_mesh_dir(vol.info, None)
-    info = meshes.read_mesh_info(cloudpath, mesh_dir) if mesh_dir else None
-    if not info or not info.get("spatial_index") or vol.mesh.spatial_index is None:
+    vol = open_segmentation(cloudpath, 0)
+    key = KINDS[kind][0]
+    subdir = str(vol.info[key]).strip("/") if vol.info.get(key) else None
+    info = read_sub_info(cloudpath, subdir) if subdir else None
+    if not info or not info.get("spatial_index") or _index_of(vol, kind) is None:
         raise InvalidParameterError(
-            f"{cloudpath} has no mesh spatial index; run `igneous mesh spatial-index create` "
+            f"{cloudpath} has no {kind} spatial index; run `igneous {kind} spatial-index create` "
             f"(or forge with --spatial-index) first"
         )
     mip = int(info.get("mip", 0))
-    names = meshes.expected_spatial_names(vol.meta.bounds(mip), info)
+    names = spatial.expected_spatial_names(vol.meta.bounds(mip), info)
     too_long = [n for n in names if len(n) > MAX_INDEX_FILENAME]
     if too_long:
         raise InvalidParameterError(
             f"spatial index file names longer than {MAX_INDEX_FILENAME} characters cannot be stored "
             f"(e.g. {too_long[0]}); rebuild the index with a larger shape"
         )
-    missing, total = meshes.missing_spatial_boxes(cloudpath, mesh_dir, vol.meta.bounds(mip), info)
+    missing, total = spatial.missing_spatial_boxes(cloudpath, subdir, vol.meta.bounds(mip), info)
     if missing and not allow_missing:
         raise InvalidParameterError(
             f"{len(missing)} of {total} .spatial files are missing (e.g. {missing[0]}); run "
-            f"`igneous mesh spatial-index create` or pass --allow-missing"
+            f"`igneous {kind} spatial-index create` or pass --allow-missing"
         )
     if parsed["scheme"] == "mysql":
         _check_mysql_server(database)
 
-    index = vol.mesh.spatial_index
+    index = _index_of(vol, kind)
     if parsed["scheme"] == "sqlite":
         # An insert thread that hits such a label dies and to_sql then waits forever: look first.
         big = _first_label_beyond(index, SQLITE_MAX_LABEL, allow_missing)
@@ -284,3 +292,52 @@ def _first_label_beyond(index, limit: int, allow_missing: bool) -> Optional[int]
             if big is not None:
                 return big
     return None
+
+
+def check_spatial_db(spatial_index_db: Optional[str], kind: str = "mesh") -> None:
+    """The database must exist and index every ``.spatial`` file of the finished forge: one
+    exported before the forge finished would silently drop labels and fragments."""
+    if not spatial_index_db:
+        return
+    from cloudvolume.datasource.precomputed.spatial_index import connect
+
+    try:
+        conn = connect(spatial_index_db)
+    except ImportError as err:
+        raise InvalidParameterError(
+            f"spatial_index_db {spatial_index_db} needs a driver that is not installed ({err}); "
+            f"for mysql:// run pip install 'igneous[mysql]'"
+        ) from None
+    except Exception as err:
+        raise InvalidParameterError(f"cannot open spatial_index_db {spatial_index_db}: {err}") from None
+    try:
+        cur = conn.cursor()
+        cur.execute("select count(*) from file_lookup")
+        cur.fetchall()
+    except Exception:
+        raise InvalidParameterError(
+            f"spatial_index_db {spatial_index_db} has no file_lookup table: run `igneous {kind} spatial-index db` first"
+        ) from None
+    finally:
+        conn.close()
+    missing = files_missing_at_export(spatial_index_db)
+    if missing:
+        raise InvalidParameterError(
+            f"spatial_index_db {spatial_index_db} was exported while {len(missing)} forge boxes had no .spatial "
+            f"file (e.g. {', '.join(missing[:3])}): export it again with `igneous {kind} spatial-index db`"
+        )
+
+
+def all_labels(cloudpath: str, spatial_index_db: Optional[str], info: dict, kind: str = "mesh") -> np.ndarray:
+    """Every label of the forge, sorted, from the spatial index (the database when given)."""
+    from cloudvolume.exceptions import SpatialIndexGapError
+
+    vol = CloudVolume(cloudpath, spatial_index_db=spatial_index_db, progress=False, cdn_cache=False)
+    index = _index_of(vol, kind)
+    mip = int(info["mip"])
+    bounds = vol.meta.bounds(mip) * np.asarray(vol.meta.resolution(mip))
+    try:
+        labels = index.query(bounds)
+    except SpatialIndexGapError as err:
+        raise InvalidParameterError(f"the spatial index has a gap: {err}") from None
+    return np.asarray(sorted(int(x) for x in labels), dtype=np.uint64)

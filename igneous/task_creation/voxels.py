@@ -19,7 +19,7 @@ from cloudvolume import CloudVolume
 from mapbuffer import IntMap
 
 from igneous.errors import InvalidParameterError
-from igneous.meshes import remove_other_variants
+from igneous.layerfiles import remove_other_variants
 from igneous.ops.voxels import counts_from_json, merge_counts
 from igneous.progress import progress_bar
 from igneous.task_creation.common import GridTasks, record_provenance, task_kwargs

@@ -4,7 +4,7 @@
 ``{"segid": [x0, y0, z0, x1, y1, z1]}``, each label's voxel bounding box inside the task box
 plus one voxel of high overlap (the region a forge task meshes), in integer nm. CloudVolume's
 ``SpatialIndex`` reads these (``query``, ``get_bbox``, ``to_sql``); the name follows its
-precision rule through ``igneous.meshes.spatial_index_filename``.
+precision rule through ``igneous.spatial.spatial_index_filename``.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import numpy as np
 from cloudfiles import CloudFiles
 from cloudvolume.lib import Bbox
 
-from igneous import meshes
+from igneous.layerfiles import read_sub_info
 from igneous.ops.voxels import label_bboxes, merge_bboxes
+from igneous.spatial import spatial_index_filename
 from igneous.tasks.image.common import source_volume, task_box
 from igneous.tasks.image.voxels import BLOCK_VOXELS, read_blocks
 from igneous.tasks.registry import queueable
@@ -59,10 +60,10 @@ def SpatialIndexTask(cloudpath, shape, offset, subdir, precision, mip=0, fill_mi
     index = index_json(merge_bboxes(parts), vol.meta.resolution(mip))
 
     layer = vol.meta.cloudpath
-    info = meshes.read_mesh_info(layer, subdir) or {}
+    info = read_sub_info(layer, subdir) or {}
     resolution = (info.get("spatial_index") or {}).get("resolution") or vol.info["scales"][mip]["resolution"]
     CloudFiles(layer).put(
-        f"{subdir}/{meshes.spatial_index_filename(box, resolution)}",
+        f"{subdir}/{spatial_index_filename(box, resolution)}",
         json.dumps(index).encode("utf8"),
         compress=compress or None,
         content_type="application/json",

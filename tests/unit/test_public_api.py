@@ -52,6 +52,15 @@ TASK_CREATION = {
     "create_ccl_face_tasks",
     "create_ccl_equivalence_tasks",
     "create_ccl_relabel_tasks",
+    # skeletons (SPEC §2.3)
+    "create_skeletonizing_tasks",
+    "create_unsharded_skeleton_merge_tasks",
+    "create_sharded_skeleton_merge_tasks",
+    "create_flat_graphene_skeleton_merge_tasks",
+    "create_skeleton_deletion_tasks",
+    "create_xfer_skeleton_tasks",
+    "create_sharded_skeletons_from_unsharded_tasks",
+    "create_spatial_index_skeleton_tasks",
 }
 TASKS = {
     "TransferTask",
@@ -84,6 +93,13 @@ TASKS = {
     "CCLFacesTask",
     "CCLEquivalancesTask",
     "RelabelCCLTask",
+    # skeletons (SPEC §3.5)
+    "SkeletonTask",
+    "UnshardedSkeletonMergeTask",
+    "ShardedSkeletonMergeTask",
+    "ShardedFromUnshardedSkeletonMergeTask",
+    "DeleteSkeletonFilesTask",
+    "TransferSkeletonFilesTask",
 }
 
 
@@ -547,3 +563,37 @@ def test_ccl_wire_keys_helpers_and_signatures():
     assert list(inspect.signature(ccl.clean_intermediate_files).parameters) == ["src", "mip"]
     assert list(inspect.signature(ccl.threshold_image).parameters) == ["image", "threshold_lte", "threshold_gte"]
     assert list(inspect.signature(ccl.compute_task_number).parameters) == ["grid_size", "gridpoint"]
+def test_skeleton_signatures_and_wire_keys():
+    from taskqueue.queueablefns import REGISTRY as FUNCTIONS
+    from taskqueue.registered_task import REGISTRY as CLASSES
+
+    from igneous.task_creation.skeleton import bounds_from_mesh, synapses_in_space
+
+    sig = inspect.signature(tc.create_skeletonizing_tasks)
+    assert list(sig.parameters) == [
+        "cloudpath", "mip", "shape", "teasar_params", "info", "object_ids", "mask_ids", "fix_branching",
+        "fix_borders", "fix_avocados", "fill_holes", "dust_threshold", "progress", "parallel", "fill_missing",
+        "sharded", "frag_path", "spatial_index", "synapses", "num_synapses", "dust_global", "fix_autapses",
+        "cross_sectional_area", "cross_sectional_area_smoothing_window", "timestamp", "root_ids_cloudpath",
+        "cross_sectional_area_repair_sec_per_label",
+    ]  # fmt: skip
+    assert list(sig.parameters["shape"].default) == [512, 512, 512]
+    assert sig.parameters["teasar_params"].default == {"scale": 10, "const": 10}
+    assert sig.parameters["cross_sectional_area_smoothing_window"].default == 5
+    assert list(inspect.signature(tc.create_unsharded_skeleton_merge_tasks).parameters) == [
+        "layer_path", "crop", "magnitude", "dust_threshold", "max_cable_length", "tick_threshold", "delete_fragments",
+    ]  # fmt: skip
+    assert list(inspect.signature(tc.create_sharded_skeleton_merge_tasks).parameters) == [
+        "layer_path", "dust_threshold", "tick_threshold", "shard_index_bytes", "minishard_index_bytes", "min_shards",
+        "minishard_index_encoding", "data_encoding", "max_cable_length", "frag_path", "cache", "spatial_index_db",
+        "max_labels_per_shard",
+    ]  # fmt: skip
+    assert inspect.signature(tc.create_skeleton_deletion_tasks).parameters["magnitude"].default == 2
+    assert inspect.signature(tc.create_spatial_index_skeleton_tasks).parameters["shape"].default == (448, 448, 448)
+    assert list(inspect.signature(bounds_from_mesh).parameters) == ["vol", "shape", "labels"]
+    assert list(inspect.signature(synapses_in_space).parameters) == ["synapse_itr", "N"]
+    assert len(inspect.signature(igneous.tasks.SkeletonTask).parameters) == 33
+    for name in ("SkeletonTask", "UnshardedSkeletonMergeTask", "ShardedSkeletonMergeTask"):
+        assert name in CLASSES
+    for name in ("ShardedFromUnshardedSkeletonMergeTask", "DeleteSkeletonFilesTask", "TransferSkeletonFilesTask"):
+        assert ("igneous.tasks.skeleton", name) in FUNCTIONS

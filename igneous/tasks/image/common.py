@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import List, Optional, Sequence
 
+import fastremap
 import numpy as np
 from cloudvolume import CloudVolume
 from cloudvolume.lib import Bbox, Vec
@@ -14,6 +15,7 @@ __all__ = [
     "source_volume",
     "dest_volume",
     "task_box",
+    "download_renumbered",
     "pyramid_factor",
     "writable_levels",
     "level_box",
@@ -70,6 +72,33 @@ def task_box(vol: CloudVolume, mip: int, shape: Sequence[int], offset: Sequence[
     """The task's box at ``mip`` clipped to the layer: what it reads and owns."""
     box = Bbox(Vec(*offset), Vec(*offset) + Vec(*shape))
     return Bbox.clamp(box, vol.meta.bounds(mip))
+
+
+def download_renumbered(vol, read: Bbox, mip: int, fill_missing: bool) -> tuple[np.ndarray, dict]:
+    """The read box renumbered 1..N in a small dtype (a 449³ uint64 cutout would be 724 MB)
+    and ``{original: new}``. CloudVolume renumbers chunk by chunk, but fails on missing chunks
+    under ``fill_missing``; then slabs one chunk thick are renumbered here with one mapping."""
+    if not fill_missing:
+        img, remap = vol.download(read, mip=mip, renumber=True)
+        return img[..., 0], remap
+    out = np.zeros(tuple(int(s) for s in read.size3()), dtype=np.uint32, order="F")
+    remap = {0: 0}
+    step = int(vol.meta.chunk_size(mip)[2])
+    z = int(read.minpt[2])
+    while z < read.maxpt[2]:
+        z1 = min(
+            int(read.maxpt[2]),
+            (z - int(vol.meta.voxel_offset(mip)[2])) // step * step + step + int(vol.meta.voxel_offset(mip)[2]),
+        )
+        slab = Bbox((read.minpt[0], read.minpt[1], z), (read.maxpt[0], read.maxpt[1], z1))
+        data = np.asarray(vol.download(slab, mip=mip))[..., 0]
+        for label in fastremap.unique(data):
+            remap.setdefault(int(label), len(remap))
+        lo = z - int(read.minpt[2])
+        out[:, :, lo : lo + data.shape[2]] = fastremap.remap(data, remap, preserve_missing_labels=False)
+        z = z1
+    return fastremap.refit(out), remap
+
 
 
 def pyramid_factor(vol: CloudVolume, mip: int, factor: Optional[Sequence[int]], axis: str = "z") -> Vec:

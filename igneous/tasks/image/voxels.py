@@ -28,6 +28,10 @@ __all__ = [
     "counts_dir",
     "counts_filename",
     "intmap_path",
+    "voxel_counts_filename",
+    "read_voxel_counts",
+    "cached_voxel_counts",
+    "globally_small",
     "load_voxel_counts",
     "voxel_count",
     "read_blocks",
@@ -54,9 +58,62 @@ def counts_filename(vol: CloudVolume, mip: int, box: Bbox) -> str:
     return f"{counts_dir(vol, mip)}/{box.to_filename()}.json"
 
 
+def voxel_counts_filename(scale_key: str) -> str:
+    """Where ``accumulate_voxel_counts`` puts the global counts of a scale (SPEC §4.5)."""
+    return f"{scale_key}/stats/voxel_counts.im"
+
+
 def intmap_path(vol: CloudVolume, mip: int) -> str:
     """The accumulated counts of ``mip`` (a mapbuffer IntMap), relative to the layer."""
-    return f"{vol.meta.key(mip)}/stats/voxel_counts.im"
+    return voxel_counts_filename(vol.meta.key(mip))
+
+
+def read_voxel_counts(layer_path: str, scale_key: str) -> Optional[IntMap]:
+    """The global voxel counts of a scale as an ``IntMap``, or None when they were never summed.
+
+    CloudFiles strips any transport compression, so every protocol and compression works.
+    """
+    data = CloudFiles(layer_path, progress=False).get(voxel_counts_filename(scale_key))
+    return None if data is None else IntMap(data)
+
+
+_COUNTS: dict = {}
+
+
+def cached_voxel_counts(layer_path: str, scale_key: str) -> Optional[IntMap]:
+    """:func:`read_voxel_counts`, read once per worker process and layer (counts do not change
+    while a forge runs). A missing file is not remembered: the task fails now, its retry may
+    find it."""
+    key = (layer_path, scale_key)
+    if key not in _COUNTS:
+        counts = read_voxel_counts(layer_path, scale_key)
+        if counts is None:
+            return None
+        _COUNTS.clear()  # one layer's counts at a time: they can be large
+        _COUNTS[key] = counts
+    return _COUNTS[key]
+
+
+def globally_small(layer_path: str, scale_key: str, originals: dict, threshold: int, error=RuntimeError) -> list:
+    """The renumbered ids (keys of ``originals``: new → original label) whose global voxel count
+    is below ``threshold``. A label missing from the counts means they are stale: ``error``."""
+    counts = cached_voxel_counts(layer_path, scale_key)
+    name = voxel_counts_filename(scale_key)
+    if counts is None:
+        raise error(f"dust_global needs {name}: run `igneous image voxels count` and `igneous image voxels sum` first")
+    small = []
+    for new, orig in originals.items():
+        if new == 0:
+            continue
+        count = counts.get(intmap_key(orig))
+        if count is None:
+            raise error(
+                f"label {orig} is not in {name}: the counts are stale; rerun "
+                f"`igneous image voxels count` and `igneous image voxels sum`"
+            )
+        if count < threshold:
+            small.append(new)
+    return small
 
 
 def load_voxel_counts(cloudpath: str, mip: int = 0) -> IntMap:
@@ -68,14 +125,13 @@ def load_voxel_counts(cloudpath: str, mip: int = 0) -> IntMap:
         InvalidParameterError: the counts were never accumulated for this mip.
     """
     vol = CloudVolume(cloudpath, mip=mip, progress=False, cdn_cache=False)
-    path = intmap_path(vol, mip)
-    data = CloudFiles(vol.meta.cloudpath, progress=False).get(path)
-    if data is None:
+    counts = read_voxel_counts(vol.meta.cloudpath, vol.meta.key(mip))
+    if counts is None:
         raise InvalidParameterError(
-            f"{cloudpath} has no global voxel counts at mip {mip} ({path}); "
+            f"{cloudpath} has no global voxel counts at mip {mip} ({intmap_path(vol, mip)}); "
             f"run `igneous image voxels count` and `igneous image voxels sum` first"
         )
-    return IntMap(data)
+    return counts
 
 
 def voxel_count(counts: IntMap, label, default: Optional[int] = None) -> Optional[int]:

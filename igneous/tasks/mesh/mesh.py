@@ -31,7 +31,8 @@ from taskqueue import RegisteredTask
 from igneous import meshes
 from igneous.errors import IncompleteMeshError
 from igneous.ops import mesh as ops
-from igneous.tasks.image.common import source_volume, task_box
+from igneous.tasks.image.common import download_renumbered, source_volume, task_box
+from igneous.tasks.image.voxels import cached_voxel_counts, globally_small
 from igneous.tasks.mesh.draco import draco_encoding_settings
 from igneous.tasks.registry import queueable
 
@@ -82,20 +83,7 @@ MESH_TASK_DEFAULTS = {
 }
 
 
-_COUNTS: dict = {}
-
-
-def _voxel_counts(layer_path: str, scale_key: str):
-    """Global counts, read once per worker process and layer (they do not change while a forge
-    runs). A missing file is not remembered: the task fails now, its retry may find it."""
-    key = (layer_path, scale_key)
-    if key not in _COUNTS:
-        counts = meshes.load_voxel_counts(layer_path, scale_key)
-        if counts is None:
-            return None
-        _COUNTS.clear()  # one layer's counts at a time: they can be large
-        _COUNTS[key] = counts
-    return _COUNTS[key]
+_voxel_counts = cached_voxel_counts  # the worker-level cache lives with the counts' format
 
 
 class MeshTask(RegisteredTask):
@@ -157,7 +145,7 @@ class MeshTask(RegisteredTask):
 
     def _labels(self, vol, read: Bbox, bounds: Bbox) -> tuple[np.ndarray, dict]:
         """The read box renumbered to a small dtype, masked and dusted: ``(labels, new → original)``."""
-        img, remap = _download_renumbered(vol, read, self.mip, self.fill_missing)
+        img, remap = download_renumbered(vol, read, self.mip, self.fill_missing)
         originals = {int(new): int(orig) for orig, new in remap.items()}
 
         if self.dust_global and self.dust_threshold:
@@ -181,25 +169,7 @@ class MeshTask(RegisteredTask):
         return np.asfortranarray(img), originals
 
     def _globally_small(self, vol, originals: dict) -> list:
-        counts = _voxel_counts(self.layer_path, vol.meta.key(self.mip))
-        name = meshes.voxel_counts_filename(vol.meta.key(self.mip))
-        if counts is None:
-            raise IncompleteMeshError(
-                f"dust_global needs {name}: run `igneous image voxels count` and `igneous image voxels sum` first"
-            )
-        small = []
-        for new, orig in originals.items():
-            if new == 0:
-                continue
-            count = counts.get(meshes.intmap_key(orig))
-            if count is None:
-                raise IncompleteMeshError(
-                    f"label {orig} is not in {name}: the counts are stale; rerun "
-                    f"`igneous image voxels count` and `igneous image voxels sum`"
-                )
-            if count < self.dust_threshold:
-                small.append(new)
-        return small
+        return globally_small(self.layer_path, vol.meta.key(self.mip), originals, self.dust_threshold, IncompleteMeshError)
 
     # -- meshing ------------------------------------------------------------------------------
 
@@ -294,32 +264,6 @@ class MeshTask(RegisteredTask):
             content_type="application/json",
             cache_control="no-cache",
         )
-
-
-def _download_renumbered(vol, read: Bbox, mip: int, fill_missing: bool) -> tuple[np.ndarray, dict]:
-    """The read box renumbered 1..N in a small dtype (a 449³ uint64 cutout would be 724 MB)
-    and ``{original: new}``. CloudVolume renumbers chunk by chunk, but fails on missing chunks
-    under ``fill_missing``; then slabs one chunk thick are renumbered here with one mapping."""
-    if not fill_missing:
-        img, remap = vol.download(read, mip=mip, renumber=True)
-        return img[..., 0], remap
-    out = np.zeros(tuple(int(s) for s in read.size3()), dtype=np.uint32, order="F")
-    remap = {0: 0}
-    step = int(vol.meta.chunk_size(mip)[2])
-    z = int(read.minpt[2])
-    while z < read.maxpt[2]:
-        z1 = min(
-            int(read.maxpt[2]),
-            (z - int(vol.meta.voxel_offset(mip)[2])) // step * step + step + int(vol.meta.voxel_offset(mip)[2]),
-        )
-        slab = Bbox((read.minpt[0], read.minpt[1], z), (read.maxpt[0], read.maxpt[1], z1))
-        data = np.asarray(vol.download(slab, mip=mip))[..., 0]
-        for label in fastremap.unique(data):
-            remap.setdefault(int(label), len(remap))
-        lo = z - int(read.minpt[2])
-        out[:, :, lo : lo + data.shape[2]] = fastremap.remap(data, remap, preserve_missing_labels=False)
-        z = z1
-    return fastremap.refit(out), remap
 
 
 def _apply_remap_table(img: np.ndarray, originals: dict, remap_table: dict) -> tuple[np.ndarray, dict]:

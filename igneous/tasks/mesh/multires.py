@@ -16,7 +16,6 @@ The geometry lives in ``igneous.ops.multires``; format names in ``igneous.meshes
 
 from __future__ import annotations
 
-import gzip
 import logging
 import math
 from collections import defaultdict
@@ -30,6 +29,14 @@ from tqdm import tqdm
 
 from igneous import meshes
 from igneous.errors import IncompleteMeshError
+from igneous.label_shards import (
+    check_shard_labels,
+    check_shard_membership,
+    read_shard_index,
+    read_shard_labels,
+    shard_labels_filename,
+    shown,
+)
 from igneous.ops import multires as mr
 from igneous.ops.mesh import decode_fragment, fuse
 from igneous.tasks.registry import queueable
@@ -88,11 +95,6 @@ def _get_many(cf: CloudFiles, names: Sequence[str]) -> Dict[str, Optional[bytes]
 # -- format helpers ------------------------------------------------------------------------------
 
 
-def shard_labels_filename(shard_no: str) -> str:
-    """The planner's list of a shard's labels (SPEC §4.2: gzip JSON)."""
-    return f"{shard_no}.labels"
-
-
 def _mesh_context(cloudpath: str, mesh_dir: Optional[str]) -> Tuple[str, dict, np.ndarray]:
     """``(mesh_dir, multires mesh info, resolution of the mesh mip)`` of a layer."""
     layer_info = CloudFiles(cloudpath).get_json("info")
@@ -129,9 +131,7 @@ def _encode(label_mesh, info: dict, num_lod: int, min_chunk_size, level: int) ->
     )
 
 
-def _shown(labels: Sequence[int], n: int = 5) -> str:
-    labels = sorted(int(x) for x in labels)
-    return ", ".join(str(x) for x in labels[:n]) + (f" and {len(labels) - n} more" if len(labels) > n else "")
+_shown = shown
 
 
 # -- unsharded ------------------------------------------------------------------------------------
@@ -259,10 +259,7 @@ def _spec(info: dict) -> ShardingSpecification:
     return ShardingSpecification.from_dict(info["sharding"])
 
 
-def _check_shard_membership(spec: ShardingSpecification, labels: Sequence[int], shard_no: str) -> None:
-    wrong = [x for x in labels if spec.compute_shard_location(x).shard_number != shard_no]
-    if wrong:
-        raise ValueError(f"labels {_shown(wrong)} do not belong to shard {shard_no}; one task writes exactly one shard")
+_check_shard_membership = check_shard_membership
 
 
 def labels_for_shard(cloudpath, shard_no: str, progress: bool = False, mesh_dir: Optional[str] = None) -> List[int]:
@@ -271,13 +268,13 @@ def labels_for_shard(cloudpath, shard_no: str, progress: bool = False, mesh_dir:
     cloudpath = getattr(cloudpath, "cloudpath", cloudpath)
     if mesh_dir is None:
         mesh_dir = meshes.resolve_mesh_dir(CloudFiles(cloudpath).get_json("info") or {}, None)
-    labels = _files(_join(cloudpath, mesh_dir)).get_json(shard_labels_filename(shard_no))
+    labels = read_shard_labels(_join(cloudpath, mesh_dir), shard_no)
     if labels is None:
         raise IncompleteMeshError(
             f"shard {shard_no}: {mesh_dir}/{shard_labels_filename(shard_no)} is missing; "
             f"rerun create_sharded_multires_mesh_tasks"
         )
-    return sorted(int(x) for x in labels)
+    return labels
 
 
 def locations_for_labels(cv: CloudVolume, labels: Sequence[int]) -> Dict[int, List[str]]:
@@ -347,31 +344,10 @@ def verify_shard(shard: Optional[bytes], spec: ShardingSpecification, labels: Se
     fragments lie just before it inside the file."""
     if shard is None:
         raise IncompleteMeshError(f"shard {shard_no}: {shard_no}.shard was not written")
-    n = 2**spec.minishard_bits
-    index_len = 16 * n
-    fixed = np.frombuffer(shard, dtype="<u8", count=2 * n).reshape(n, 2)
-    found = {}
-    for start, end in fixed.tolist():
-        if start == end:
-            continue
-        raw = shard[index_len + start : index_len + end]
-        if spec.minishard_index_encoding != "raw":
-            raw = gzip.decompress(raw)
-        msi = np.frombuffer(raw, dtype="<u8").reshape(3, -1)
-        # offsets count from the end of the previous entry of this minishard (the first one
-        # from the end of the fixed index)
-        pos = 0
-        for key, delta, size in zip(np.cumsum(msi[0]).tolist(), msi[1].tolist(), msi[2].tolist()):
-            found[int(key)] = (pos + int(delta), int(size))
-            pos += int(delta) + int(size)
-    missing = sorted(set(int(x) for x in labels) - set(found))
-    extra = sorted(set(found) - set(int(x) for x in labels))
-    if missing or extra:
-        raise IncompleteMeshError(
-            f"shard {shard_no}: written shard lacks labels [{_shown(missing)}] / has unexpected [{_shown(extra)}]"
-        )
-    for label, (offset, size) in found.items():
-        start = index_len + offset
+    index_len = 16 * 2**spec.minishard_bits
+    found = read_shard_index(shard, spec)
+    check_shard_labels(found, labels, shard_no, error=IncompleteMeshError)
+    for label, (start, size) in found.items():
         try:
             manifest = mr.Manifest.from_bytes(shard[start : start + size])
         except ValueError as err:
