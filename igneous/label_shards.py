@@ -16,10 +16,14 @@ from typing import Dict, Optional, Sequence, Tuple
 import numpy as np
 from cloudfiles import CloudFiles
 from cloudvolume.datasource.precomputed.sharding import ShardingSpecification
+from cloudvolume.datasource.precomputed.sharding import compute_shard_params_for_hashed as cv_shard_params
 
-from igneous.errors import IncompleteOutputError, InvalidParameterError
+from igneous.errors import IncompleteOutputError
+from igneous.shards import INDEX_ENCODINGS, check_index_encoding
+from igneous.validate import whole
 
 __all__ = [
+    "compute_shard_params_for_hashed",
     "MINISHARD_INDEX_ENCODINGS",
     "DATA_ENCODINGS",
     "hashed_shard_spec",
@@ -32,14 +36,32 @@ __all__ = [
     "shown",
 ]
 
-MINISHARD_INDEX_ENCODINGS = ("gzip", "raw")
-DATA_ENCODINGS = ("gzip", "raw")
+MINISHARD_INDEX_ENCODINGS = DATA_ENCODINGS = INDEX_ENCODINGS
 
 
-def _int_at_least(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise InvalidParameterError(f"{name} must be an integer >= {minimum}; got {value!r}")
-    return int(value)
+def compute_shard_params_for_hashed(
+    num_labels: int,
+    shard_index_bytes: int = 2**13,
+    minishard_index_bytes: int = 2**15,
+    min_shards: int = 1,
+) -> tuple[int, int, int]:
+    """Shard geometry for label-keyed data (meshes, skeletons): ``(shard_bits, minishard_bits, 0)``.
+
+    cloud-volume's arithmetic, which the reference uses too: a shard's fixed index holds
+    ``shard_index_bytes / 16`` minishards and a minishard index ``minishard_index_bytes / 24``
+    labels; shards are packed fuller when they would be at most 55 % used; ``min_shards`` is
+    rounded to the nearest power of two (5 gives 4 shards) and takes bits from the minishards.
+    No labels (or zero-byte indices with no labels) give ``(0, 0, 0)``.
+    """
+    num_labels = whole(num_labels, "num_labels", 0)
+    min_shards = whole(min_shards, "min_shards", 1)
+    if num_labels == 0:
+        return (0, 0, 0)
+    whole(shard_index_bytes, "shard_index_bytes (one minishard is 16 bytes)", 16)
+    whole(minishard_index_bytes, "minishard_index_bytes (one label is 24 bytes)", 24)
+    bits = cv_shard_params(num_labels, int(shard_index_bytes), int(minishard_index_bytes), min_shards)
+    return tuple(int(b) for b in bits)
+
 
 
 def hashed_shard_spec(
@@ -56,18 +78,13 @@ def hashed_shard_spec(
     ``min_shards`` is raised so that shards hold at most ``max_labels_per_shard`` labels on
     average: a merge task holds one shard's worth of work, so this is the memory knob.
     """
-    _int_at_least(shard_index_bytes, "shard_index_bytes", 16)
-    _int_at_least(minishard_index_bytes, "minishard_index_bytes", 24)
-    min_shards = _int_at_least(min_shards, "min_shards", 1)
-    if minishard_index_encoding not in MINISHARD_INDEX_ENCODINGS:
-        raise InvalidParameterError(f"minishard_index_encoding must be gzip or raw; got {minishard_index_encoding!r}")
-    if data_encoding not in DATA_ENCODINGS:
-        raise InvalidParameterError(f"data_encoding must be gzip or raw; got {data_encoding!r}")
-    # igneous.task_creation imports this module: import its helper late, not at module load
-    from igneous.task_creation.common import compute_shard_params_for_hashed
-
+    whole(shard_index_bytes, "shard_index_bytes", 16)
+    whole(minishard_index_bytes, "minishard_index_bytes", 24)
+    min_shards = whole(min_shards, "min_shards", 1)
+    check_index_encoding(minishard_index_encoding)
+    check_index_encoding(data_encoding, "data_encoding")
     if max_labels_per_shard is not None:
-        max_labels_per_shard = _int_at_least(max_labels_per_shard, "max_labels_per_shard", 1)
+        max_labels_per_shard = whole(max_labels_per_shard, "max_labels_per_shard", 1)
         min_shards = max(min_shards, int(math.ceil(num_labels / max_labels_per_shard)))
     shard_bits, minishard_bits, _ = compute_shard_params_for_hashed(
         num_labels, int(shard_index_bytes), int(minishard_index_bytes), min_shards

@@ -33,6 +33,8 @@ from igneous.errors import InvalidParameterError
 
 __all__ = [
     "SHARD_TYPE",
+    "INDEX_ENCODINGS",
+    "check_index_encoding",
     "image_shard_shape_from_spec",
     "grid_size",
     "morton_bits",
@@ -47,6 +49,15 @@ __all__ = [
 ]
 
 SHARD_TYPE = "neuroglancer_uint64_sharded_v1"
+# How a shard stores its minishard indices and its payloads (Neuroglancer: "raw" or "gzip").
+INDEX_ENCODINGS = ("raw", "gzip")
+
+
+def check_index_encoding(value, name: str = "minishard_index_encoding") -> str:
+    """``value`` if it is a sharded format's index or data encoding (raw, gzip), else refuse."""
+    if value not in INDEX_ENCODINGS:
+        raise InvalidParameterError(f"{name} must be raw or gzip; got {value!r}")
+    return value
 MAX_MORTON_BITS = 64
 
 

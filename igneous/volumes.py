@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 from cloudfiles import paths as cfpaths
@@ -328,9 +328,3 @@ def clean_xfer_info(info: dict) -> dict:
     for key in ("mesh", "meshing", "skeletons"):
         info.pop(key, None)
     return info
-
-
-def chunk_tiles(chunk_size: Sequence[int]) -> None:
-    """A chunk size must be three positive integers."""
-    if len(chunk_size) != 3 or any(int(c) != c or int(c) <= 0 for c in chunk_size):
-        raise InvalidParameterError(f"chunk_size must be three positive integers; got {tuple(chunk_size)}")

@@ -33,6 +33,8 @@ import DracoPy
 import numpy as np
 import zmesh
 
+from igneous.errors import InvalidParameterError
+
 __all__ = [
     "Grid",
     "Manifest",
@@ -71,7 +73,7 @@ VERTEX_QUANTIZATION_BITS = (10, 16)
 def check_vertex_quantization_bits(vqb) -> int:
     """Neuroglancer accepts 10 or 16 bits per vertex component."""
     if isinstance(vqb, bool) or vqb not in VERTEX_QUANTIZATION_BITS:
-        raise ValueError(f"vertex_quantization_bits must be 10 or 16; got {vqb!r}")
+        raise InvalidParameterError(f"vertex_quantization_bits must be 10 or 16; got {vqb!r}")
     return int(vqb)
 
 

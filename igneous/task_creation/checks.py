@@ -15,6 +15,7 @@ from igneous import spatial
 from igneous.errors import InvalidParameterError
 from igneous.layerfiles import subdir_path
 from igneous.ops.voxels import intmap_key
+from igneous.validate import whole
 from igneous.volumes import open_volume
 
 __all__ = [
@@ -83,16 +84,11 @@ def check_label_list(ids, name: str) -> Optional[list[int]]:
 
 
 def check_nonnegative_int(value, name: str, upper: Optional[int] = None) -> int:
-    if isinstance(value, bool) or int(value) != value or value < 0 or (upper is not None and value > upper):
-        span = f"[0, {upper}]" if upper is not None else ">= 0"
-        raise InvalidParameterError(f"{name} must be an integer {span}; got {value!r}")
-    return int(value)
+    return whole(value, name, 0, upper)
 
 
 def int_at_least(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise InvalidParameterError(f"{name} must be an integer >= {minimum}; got {value!r}")
-    return int(value)
+    return whole(value, name, minimum)
 
 
 def check_number(value, name: str, minimum: float = 0.0, allow_none: bool = False):

@@ -14,11 +14,11 @@ from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 from cloudvolume import CloudVolume
-from cloudvolume.datasource.precomputed.sharding import compute_shard_params_for_hashed as cv_shard_params
 from cloudvolume.lib import Bbox, Vec
 
 from igneous.errors import InvalidParameterError
-from igneous.validate import whole
+from igneous.label_shards import compute_shard_params_for_hashed  # SPEC §2.5 names it here
+from igneous.validate import triple, whole
 from igneous.volumes import set_encoding
 
 __all__ = [
@@ -46,17 +46,8 @@ def prod(x) -> int:
 
 def as_triple(value, name: str, positive: bool = True, allow_zero: bool = False) -> Vec:
     """Validate a 3-vector of integers given by a user; returns a ``Vec``."""
-    try:
-        vals = [v for v in value]
-    except TypeError:
-        raise InvalidParameterError(f"{name} must be three integers x,y,z; got {value!r}") from None
-    if len(vals) != 3 or any(isinstance(v, bool) or int(v) != v for v in vals):
-        raise InvalidParameterError(f"{name} must be three integers x,y,z; got {value!r}")
-    vals = [int(v) for v in vals]
-    if positive and any(v < 0 or (v == 0 and not allow_zero) for v in vals):
-        kind = "non-negative" if allow_zero else "positive"
-        raise InvalidParameterError(f"{name} must be three {kind} integers; got {tuple(vals)}")
-    return Vec(*vals)
+    minimum = (0 if allow_zero else 1) if positive else None
+    return triple(value, name, minimum)
 
 
 def num_tasks(bounds: Bbox, shape: Sequence[int]) -> int:
@@ -246,30 +237,6 @@ def get_bounds(vol: CloudVolume, bounds, mip: int, bounds_mip: int = 0, chunk_si
         selected = Bbox.clamp(selected, layer)
     log.info("Volume Bounds: %s; Selected ROI: %s", layer, selected)
     return selected
-
-
-def compute_shard_params_for_hashed(
-    num_labels: int,
-    shard_index_bytes: int = 2**13,
-    minishard_index_bytes: int = 2**15,
-    min_shards: int = 1,
-) -> tuple[int, int, int]:
-    """Shard geometry for label-keyed data (meshes, skeletons): ``(shard_bits, minishard_bits, 0)``.
-
-    cloud-volume's arithmetic, which the reference uses too: a shard's fixed index holds
-    ``shard_index_bytes / 16`` minishards and a minishard index ``minishard_index_bytes / 24``
-    labels; shards are packed fuller when they would be at most 55 % used; ``min_shards`` is
-    rounded to the nearest power of two (5 gives 4 shards) and takes bits from the minishards.
-    No labels (or zero-byte indices with no labels) give ``(0, 0, 0)``.
-    """
-    num_labels = whole(num_labels, "num_labels", 0)
-    min_shards = whole(min_shards, "min_shards", 1)
-    if num_labels == 0:
-        return (0, 0, 0)
-    whole(shard_index_bytes, "shard_index_bytes (one minishard is 16 bytes)", 16)
-    whole(minishard_index_bytes, "minishard_index_bytes (one label is 24 bytes)", 24)
-    bits = cv_shard_params(num_labels, int(shard_index_bytes), int(minishard_index_bytes), min_shards)
-    return tuple(int(b) for b in bits)
 
 
 def graphene_prefixes(mip: int = 1, mip_bits: int = 8, coord_bits=(10, 10, 10), prefix_length: int = 6) -> list[str]:

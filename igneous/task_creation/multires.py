@@ -17,9 +17,10 @@ from cloudvolume import CloudVolume
 
 from igneous import meshes
 from igneous.errors import InvalidParameterError
-from igneous.label_shards import MINISHARD_INDEX_ENCODINGS, hashed_shard_spec, write_shard_labels
+from igneous.label_shards import hashed_shard_spec, write_shard_labels
 from igneous.layerfiles import legacy_merge_prefixes, subdir_path
-from igneous.ops.multires import VERTEX_QUANTIZATION_BITS
+from igneous.ops.multires import check_vertex_quantization_bits
+from igneous.shards import check_index_encoding
 from igneous.task_creation.checks import (
     check_forge_complete,
     check_forged_object_ids,
@@ -36,6 +37,7 @@ from igneous.tasks.mesh.multires import (
     MultiResShardedMeshMergeTask,
     MultiResUnshardedMeshMergeTask,
 )
+from igneous.validate import whole
 
 __all__ = [
     "configure_multires_info",
@@ -53,22 +55,14 @@ _int_at_least = int_at_least
 # -- validation -----------------------------------------------------------------------------------
 
 
-def _check_vqb(vqb) -> int:
-    if isinstance(vqb, bool) or vqb not in VERTEX_QUANTIZATION_BITS:
-        raise InvalidParameterError(f"vertex_quantization_bits must be 10 or 16; got {vqb!r}")
-    return int(vqb)
+_check_vqb = check_vertex_quantization_bits
 
 
 def _check_level(level) -> int:
-    if isinstance(level, bool) or not isinstance(level, (int, np.integer)) or not 0 <= level <= 10:
-        raise InvalidParameterError(f"draco_compression_level must be an integer in [0, 10]; got {level!r}")
-    return int(level)
+    return whole(level, "draco_compression_level", 0, 10)
 
 
-def _check_encoding(encoding) -> str:
-    if encoding not in MINISHARD_INDEX_ENCODINGS:
-        raise InvalidParameterError(f"minishard_index_encoding must be gzip or raw; got {encoding!r}")
-    return encoding
+_check_encoding = check_index_encoding
 
 
 def _forged(layer_path: str, mesh_dir: Optional[str]):

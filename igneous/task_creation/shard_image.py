@@ -19,10 +19,10 @@ from cloudvolume.lib import Bbox, Vec
 from igneous.errors import InvalidParameterError
 from igneous.ops.downsample import check_factor_for_method, resolve_method
 from igneous.scales import add_pyramid
+from igneous.shards import check_index_encoding
 from igneous.task_creation.common import GridTasks, as_triple, get_bounds, record_provenance, task_kwargs
 from igneous.task_creation.downsample import MEMORY_TARGET, check_count, check_memory_target
 from igneous.task_creation.sharding import (
-    INDEX_ENCODINGS,
     ShardPlan,
     create_sharded_image_info,
     plan_shard_pyramid,
@@ -60,12 +60,6 @@ class PreparedShardJob:
     memory_target: int = 0
 
 
-def _check_index_encoding(value: str) -> str:
-    if value not in INDEX_ENCODINGS:
-        raise InvalidParameterError(f"minishard_index_encoding must be gzip or raw; got {value!r}")
-    return value
-
-
 def _bpv(vol: CloudVolume) -> int:
     return int(np.dtype(vol.dtype).itemsize) * int(vol.num_channels)
 
@@ -98,7 +92,7 @@ def prepare_shard_transfer(
     src = open_volume(src_layer_path, mip, use_https=use_https_for_source)
     check_writable(dst_layer_path)
     memory_target = check_memory_target(memory_target)
-    _check_index_encoding(minishard_index_encoding)
+    check_index_encoding(minishard_index_encoding)
     encoding, _ = output_encoding(src, mip, encoding, None)
     written = encoding or src.meta.encoding(mip)
     data_encoding = shard_data_encoding(written, compress)

@@ -20,7 +20,14 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 
 from igneous.errors import InvalidParameterError
-from igneous.shards import SHARD_TYPE, grid_size, morton_bits, morton_shape, spool_allowance
+from igneous.shards import (
+    SHARD_TYPE,
+    check_index_encoding,
+    grid_size,
+    morton_bits,
+    morton_shape,
+    spool_allowance,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +43,6 @@ __all__ = [
 ]
 
 IMAGE_CODECS = ("jpeg", "jxl", "png", "kempressed", "fpzip", "zfpc")
-INDEX_ENCODINGS = ("raw", "gzip")
 SHARD_BYTE_TARGET = 3_500_000_000
 READ_BATCH = 64 * 2**20
 PUT_BUFFER = 100_000_000  # object stores read a file below the multipart threshold into memory
@@ -161,9 +167,8 @@ def create_sharded_image_info(
     chunk = [int(v) for v in chunk_size]
     if len(size) != 3 or len(chunk) != 3 or min(size + chunk) < 1:
         raise InvalidParameterError(f"dataset_size and chunk_size must be 3 positive ints; got {size}, {chunk}")
-    for name, value in (("minishard_index_encoding", minishard_index_encoding), ("data_encoding", data_encoding)):
-        if value not in INDEX_ENCODINGS:
-            raise InvalidParameterError(f"{name} must be raw or gzip; got {value!r}")
+    check_index_encoding(minishard_index_encoding)
+    check_index_encoding(data_encoding, "data_encoding")
     label_bits, max_minishard = _limits(max_shard_index_bytes, max_minishard_index_bytes, max_labels_per_minishard)
     _, total = _check_bits(size, chunk)
     chunk_bytes = int(np.prod(chunk)) * _bytes_per_voxel(dtype)

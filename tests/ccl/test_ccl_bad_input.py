@@ -48,7 +48,7 @@ def cases(seg, img, dest):
         (lambda: tc.create_ccl_face_tasks(img, 0, SHAPE),
          ["image", "ccl", "faces", img, "--shape", S], "give threshold_gte and/or threshold_lte"),
         (lambda: tc.create_ccl_face_tasks(seg, 0, (8, 0, 8)), ["image", "ccl", "faces", seg, "--shape", "8,0,8"],
-         "shape must be three positive integers"),
+         "shape must be 3 integers >= 1"),
         (lambda: tc.create_ccl_face_tasks(seg, 0, SHAPE, dust_threshold=-3),
          ["image", "ccl", "faces", seg, "--shape", S, "--dust", "-3"], "dust_threshold"),
         (lambda: tc.create_ccl_face_tasks(seg, 2, SHAPE), ["image", "ccl", "faces", seg, "--mip", "2"], "mip"),

@@ -141,7 +141,7 @@ def test_clean_sharded_waits_for_every_shard(layer, crop_b):
         ("no layer", ["mesh", "forge", "{missing}"], "no Precomputed layer at"),
         ("image layer", ["mesh", "forge", "{image}"], "meshing needs a segmentation layer"),
         ("bad mip", ["mesh", "forge", "{seg}", "--mip", "3"], "mip must be an integer in [0, 0]"),
-        ("bad fill", ["mesh", "forge", "{seg}", "--fill-holes", "104"], "fill_holes must be an integer [0, 103]"),
+        ("bad fill", ["mesh", "forge", "{seg}", "--fill-holes", "104"], "fill_holes must be an integer in [0, 103]"),
         ("dust global", ["mesh", "forge", "{seg}", "--dust-global"], "dust_global needs a dust_threshold"),
         ("compress", ["mesh", "forge", "{seg}", "--compress", "lzma"], "compress must be one of"),
         ("sharded", ["mesh", "forge", "{seg}", "--sharded", "--skip-spatial-index"], "sharded forging needs"),

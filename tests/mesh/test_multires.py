@@ -306,8 +306,8 @@ def test_merge_before_forge_is_refused_and_writes_nothing(layer, crop_b, tmp_pat
     [
         (dict(vertex_quantization_bits=12), "vertex_quantization_bits must be 10 or 16"),
         (dict(num_lod=-1), "num_lod must be an integer >= 0"),
-        (dict(minishard_index_encoding="zstd"), "minishard_index_encoding must be gzip or raw"),
-        (dict(min_chunk_size=(0, 16, 16)), "min_chunk_size must be three positive integers"),
+        (dict(minishard_index_encoding="zstd"), "minishard_index_encoding must be raw or gzip"),
+        (dict(min_chunk_size=(0, 16, 16)), "min_chunk_size must be 3 integers >= 1"),
         (dict(max_labels_per_shard=0), "max_labels_per_shard must be an integer >= 1"),
         (dict(draco_compression_level=11), "draco_compression_level must be an integer in"),
     ],

@@ -260,7 +260,7 @@ def test_missing_spatial_files_are_refused_unless_allowed(layer, crop, tmp_path)
         (["db", "{path}", "mysql:///db"], "mysql:// needs a host"),
         (["create", "{img}"], "segmentation"),
         (["create", "{path}", "--mip", "1"], "mip must be an integer in [0, 0]"),
-        (["create", "{path}", "--shape", "0,8,8"], "shape must be three positive integers"),
+        (["create", "{path}", "--shape", "0,8,8"], "shape must be 3 integers >= 1"),
         (["create", "{path}", "--shape", "32,32,16"], "pass shape=40,40,24"),  # differs from the forge grid
     ],
 )

@@ -29,6 +29,7 @@ from igneous.tasks.image.ccl_layout import (
     params_path,
     relabel_path,
 )
+from igneous.validate import int_vector
 from igneous.volumes import open_volume
 
 __all__ = [
@@ -54,13 +55,7 @@ BROTLI_LEVEL = 3
 
 def check_triple(value, name: str) -> Tuple[int, int, int]:
     """Three positive integers (a task shape)."""
-    try:
-        vals = list(value)
-    except TypeError:
-        raise InvalidParameterError(f"{name} must be three positive integers x,y,z; got {value!r}") from None
-    if len(vals) != 3 or any(isinstance(v, bool) or int(v) != v or int(v) <= 0 for v in vals):
-        raise InvalidParameterError(f"{name} must be three positive integers x,y,z; got {value!r}")
-    return tuple(int(v) for v in vals)
+    return int_vector(value, name, 3, 1)
 
 
 def check_connectivity(connectivity) -> int:
