@@ -30,6 +30,7 @@ __all__ = [
     "forge_record",
     "check_forged_object_ids",
     "check_same_grid",
+    "refuse_index_of_unfinished_forge",
     "require_sub_info",
     "require_mesh_info",
 ]
@@ -156,6 +157,26 @@ def forge_record(vol: CloudVolume, subdir: str, task: str = "MeshTask", dir_key:
         if isinstance(method, dict) and method.get("task") == task and method.get(dir_key) == subdir:
             return method
     return {}
+
+
+def refuse_index_of_unfinished_forge(
+    vol: CloudVolume, layer_path: str, subdir: str, info: Optional[dict], task: str = "MeshTask",
+    dir_key: str = "mesh_dir",
+) -> None:
+    """``spatial-index create`` writes a ``.spatial`` file for every box, and a ``.spatial`` file
+    is what tells a merge that a forge box finished: while a forge that writes them is still
+    running, that would vouch for boxes never forged (the merge would silently miss their
+    fragments). Refuse it then; a finished forge's index may be rebuilt."""
+    record = forge_record(vol, subdir, task, dir_key)
+    if not record or record.get("spatial_index") is False or not info or "spatial_index" not in info:
+        return
+    mip = int(info.get("mip", 0))
+    missing, total = spatial.missing_spatial_boxes(layer_path, subdir, vol.meta.bounds(mip), info)
+    if missing:
+        raise InvalidParameterError(
+            f"the forge into {subdir} is unfinished ({len(missing)} of {total} boxes have no .spatial file yet); a "
+            "spatial index written now would mark unforged boxes done: let the forge finish or re-forge"
+        )
 
 
 def check_forged_object_ids(

@@ -23,9 +23,10 @@ from igneous.task_creation.checks import (
     check_same_grid,
     int_at_least,
     open_segmentation,
+    refuse_index_of_unfinished_forge,
 )
 from igneous.task_creation.common import as_triple, record_provenance
-from igneous.task_creation.skeleton_merge import require_skeleton_info, unsharded_labels
+from igneous.task_creation.skeleton_merge import DIR_KEY, FORGE_TASK, require_skeleton_info, unsharded_labels
 from igneous.task_creation.spatial_index import spatial_index_grid
 from igneous.tasks.skeleton import (
     DeleteSkeletonFilesTask,
@@ -121,6 +122,7 @@ def create_spatial_index_skeleton_tasks(
         check_same_grid(existing, shape, int(existing.get("mip", mip)), skel_dir)
     if existing is not None and "mip" in existing and int(existing["mip"]) != int(mip):
         check_same_grid(existing, shape, mip, skel_dir)
+    refuse_index_of_unfinished_forge(vol, cloudpath, skel_dir, existing, FORGE_TASK, DIR_KEY)
     new_info = dict(existing or fmt.skeleton_info(mip, shape, vol.info["scales"][mip]["resolution"]))
     new_info["mip"] = int(mip)
     new_info["spatial_index"] = spatial.spatial_index_info(shape, vol.info["scales"][mip]["resolution"])

@@ -26,7 +26,7 @@ from cloudvolume.lib import getprecision
 from igneous import meshes, spatial
 from igneous.errors import InvalidParameterError
 from igneous.layerfiles import read_sub_info
-from igneous.task_creation.checks import check_same_grid, open_segmentation
+from igneous.task_creation.checks import check_same_grid, open_segmentation, refuse_index_of_unfinished_forge
 from igneous.task_creation.common import GridTasks, as_triple, record_provenance, task_kwargs
 from igneous.tasks.spatial_index import SpatialIndexTask
 from igneous.volumes import normalize_compress
@@ -88,6 +88,7 @@ def create_spatial_index_mesh_tasks(
     mesh_dir = meshes.resolve_mesh_dir(vol.info, mesh_dir) or meshes.default_mesh_dir(mip, 40)
     existing = meshes.read_mesh_info(cloudpath, mesh_dir) or {}
     check_same_grid(existing, shape, mip, mesh_dir)
+    refuse_index_of_unfinished_forge(vol, cloudpath, mesh_dir, existing)
 
     resolution = vol.info["scales"][mip]["resolution"]
     new_info = dict(existing)

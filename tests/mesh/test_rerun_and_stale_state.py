@@ -99,6 +99,21 @@ def test_a_spatial_index_db_exported_mid_forge_is_refused(small, tmp_path):
         assert conn.execute("select count(*) from igneous_missing_files").fetchone()[0] == len(tasks) - 2
 
 
+def test_a_spatial_index_over_an_unfinished_forge_is_refused(small, tmp_path):
+    crop, path = small
+    tasks = list(create_meshing_tasks(path, 0, shape=SHAPE, simplification=False))
+    run(tasks[:1])  # the forge stops after one box
+    before = tree(tmp_path / "src")
+    result = CliRunner().invoke(main, ["mesh", "spatial-index", "create", path, "--shape", "24,24,16"])
+    assert result.exit_code == 2, result.output
+    assert f"{len(tasks) - 1} of {len(tasks)} boxes have no .spatial file" in result.output
+    assert tree(tmp_path / "src") == before
+    run(tasks[1:])
+    run(create_spatial_index_mesh_tasks(path, shape=SHAPE))  # a finished forge's index may be rebuilt
+    run(create_mesh_manifest_tasks(path))
+    assert CloudVolume(path, progress=False).mesh.get(int(np.unique(crop)[-1]), fuse=False)
+
+
 def test_draco_forges_cannot_become_legacy_meshes(small, tmp_path):
     crop, path = small
     run(create_meshing_tasks(path, 0, shape=SHAPE, encoding="draco"))
