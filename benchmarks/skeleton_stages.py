@@ -48,7 +48,9 @@ SKELETON_TARGETS = {
 
 
 def _cable_of_layer(path: str) -> tuple[float, int]:
-    """Total cable (nm) and number of finished skeletons of a merged layer."""
+    """Cable (nm) of the finished skeletons at least ``MIN_CABLE`` long (the floor counts the
+    same way: a forge done in one task writes skeletons without the merge's dust step), and the
+    number of finished skeletons."""
     from cloudvolume import CloudVolume
 
     from igneous.task_creation.skeleton import finished_labels
@@ -57,7 +59,8 @@ def _cable_of_layer(path: str) -> tuple[float, int]:
     vol = CloudVolume(path, progress=False)
     total = 0.0
     for start in range(0, len(labels), 500):
-        total += sum(s.cable_length() for s in vol.skeleton.get(labels[start : start + 500]))
+        total += sum(c for c in (s.cable_length() for s in vol.skeleton.get(labels[start : start + 500]))
+                     if c >= MIN_CABLE)  # fmt: skip
     return float(total), len(labels)
 
 
