@@ -23,11 +23,13 @@ from igneous.errors import InvalidParameterError
 from igneous.task_creation.checks import (
     check_compress,
     check_forge_complete,
+    check_forge_found_labels,
     check_forged_object_ids,
     check_ids_exist,
     check_label_list,
     check_nonnegative_int,
     check_same_grid,
+    forge_found_labels,
     forge_record,
     open_segmentation,
     require_mesh_info,
@@ -341,6 +343,7 @@ def prepare_mesh_manifest(layer_path: str, magnitude: int = 3, mesh_dir: Optiona
         )
     check_forge_complete(vol, layer_path, mesh_dir, info)
     check_forged_object_ids(vol, layer_path, mesh_dir, info)
+    check_forge_found_labels(layer_path, mesh_dir, forge_found_labels(vol, layer_path, mesh_dir, info))
 
     if cfpaths.extract(layer_path).protocol == "file":
         tasks = [functools.partial(MeshManifestFilesystemTask, layer_path, lod=0, mesh_dir=mesh_dir)]
