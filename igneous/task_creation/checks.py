@@ -15,7 +15,7 @@ from igneous import spatial
 from igneous.errors import InvalidParameterError
 from igneous.layerfiles import subdir_path
 from igneous.ops.voxels import intmap_key
-from igneous.validate import whole
+from igneous.validate import subdirectory, whole
 from igneous.volumes import open_volume
 
 __all__ = [
@@ -61,7 +61,10 @@ def require_sub_info(
     from igneous.layerfiles import read_sub_info
 
     vol = open_segmentation(layer_path, 0, what or f"{kind} work")
-    found = str(subdir).strip("/") if subdir else (str(vol.info[key]).strip("/") if vol.info.get(key) else None)
+    if subdir is not None:  # given, even empty: it must name a folder inside the layer
+        found = subdirectory(subdir, f"{'mesh_dir' if key == 'mesh' else 'skel_dir'} (--dir)")
+    else:
+        found = str(vol.info[key]).strip("/") if vol.info.get(key) else None
     info = read_sub_info(layer_path, found) if found else None
     if info is None:
         where = f"{layer_path}/{found}/info" if found else f"{layer_path} (its info has no '{key}')"

@@ -200,3 +200,32 @@ def test_every_merge_of_an_all_zero_forge_refuses_like_merge_sharded(layer, tmp_
         outcomes[name] = (result.exit_code, lines[0].replace(path, "PATH"))
     assert outcomes["merge-sharded"] == (2, f"Error: the forge of PATH/{MESH_DIR} found no labels: nothing to merge")
     assert outcomes["legacy"] == outcomes["multires"] == outcomes["merge-sharded"]
+
+
+@pytest.mark.parametrize("bad", ["../escaped", "/abs/mesh", "", "a/../../x", "a\\b"])
+@pytest.mark.parametrize(
+    "args",
+    [["mesh", "forge", "{seg}"], ["mesh", "merge", "{seg}"], ["mesh", "merge-sharded", "{seg}"],
+     ["mesh", "rm", "{seg}"], ["mesh", "xfer", "{seg}", "{dest}"], ["mesh", "clean", "{seg}"]],
+)  # fmt: skip
+def test_dir_must_stay_inside_the_layer(layer, tmp_path, args, bad):
+    seg = layer(np.ones((8, 8, 8), np.uint32), name="seg")
+    before = tree(tmp_path)
+    result = invoke(*[a.format(seg=seg, dest=f"file://{tmp_path / 'dest'}") for a in args], "--dir", bad)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "must be a folder name inside the layer" in lines[0], result.output
+    assert tree(tmp_path) == before
+
+
+def test_dir_normal_names_and_python_api(layer):
+    import igneous.task_creation as tc
+    from igneous.errors import InvalidParameterError
+
+    seg = layer(np.ones((8, 8, 8), np.uint32), name="seg")
+    for bad in ("../escaped", "/abs", ""):
+        with pytest.raises(InvalidParameterError, match="inside the layer"):
+            tc.create_meshing_tasks(seg, 0, mesh_dir=bad)
+    result = invoke("mesh", "forge", seg, "--dir", "mesh_mip_0_err_40")
+    assert result.exit_code == 0, result.output
+    assert meshes.read_mesh_info(seg, "mesh_mip_0_err_40") is not None
