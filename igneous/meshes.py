@@ -61,6 +61,7 @@ from igneous.spatial import (
 )
 from igneous.tasks.image.voxels import read_voxel_counts as load_voxel_counts
 from igneous.tasks.image.voxels import voxel_counts_filename
+from igneous.validate import subdirectory
 
 __all__ = [
     "LEGACY_MESH_TYPE",
@@ -113,8 +114,8 @@ def default_mesh_dir(mip: int, max_simplification_error) -> str:
 
 def resolve_mesh_dir(info: dict, mesh_dir: Optional[str] = None) -> Optional[str]:
     """The mesh directory a command acts on: the given one, else the layer info's ``mesh``."""
-    if mesh_dir:
-        return str(mesh_dir).strip("/")
+    if mesh_dir is not None:  # given, even empty: it must name a folder inside the layer
+        return subdirectory(mesh_dir, "mesh_dir (--dir)")
     found = info.get("mesh")
     return str(found).strip("/") if found else None
 

@@ -36,6 +36,7 @@ from osteoid import Skeleton
 from igneous.errors import UnsafeFragmentError
 from igneous.layerfiles import read_sub_info, write_sub_info
 from igneous.spatial import spatial_index_info
+from igneous.validate import subdirectory
 
 __all__ = [
     "SKELETON_TYPE",
@@ -79,8 +80,8 @@ def default_skel_dir(mip: int) -> str:
 
 def resolve_skel_dir(info: dict, skel_dir: Optional[str] = None) -> Optional[str]:
     """The skeleton directory a command acts on: the given one, else the layer info's ``skeletons``."""
-    if skel_dir:
-        return str(skel_dir).strip("/")
+    if skel_dir is not None:  # given, even empty: it must name a folder inside the layer
+        return subdirectory(skel_dir, "skel_dir (--dir)")
     found = info.get("skeletons")
     return str(found).strip("/") if found else None
 

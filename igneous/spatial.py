@@ -100,9 +100,31 @@ def grid_shape(sub_info: dict) -> np.ndarray:
 
 
 def expected_spatial_names(bounds: Bbox, sub_info: dict) -> list[str]:
-    """Every ``.spatial`` name a complete forge of ``bounds`` (voxels, forge mip) has written."""
-    res = sub_info["spatial_index"]["resolution"]
-    return [spatial_index_filename(box, res) for box in grid_boxes(bounds, grid_shape(sub_info))]
+    """Every ``.spatial`` name a complete forge of ``bounds`` (voxels, forge mip) has written,
+    in :func:`grid_boxes` order.
+
+    The grid is separable, so each axis's ``lo-hi`` texts are rendered once (with the same
+    numpy arithmetic and precision rule as :func:`spatial_index_filename`) and joined: a
+    91k-box plan costs milliseconds instead of seconds of per-box ``Bbox`` work.
+    """
+    res_json = sub_info["spatial_index"]["resolution"]
+    precision = max(getprecision(r) for r in res_json)
+    res = Vec(*res_json, dtype=int if precision == 0 else float)
+    shape = grid_shape(sub_info)
+    lo, hi = Vec(*bounds.minpt), Vec(*bounds.maxpt)
+
+    def render(x) -> str:  # Bbox.to_filename's rendering of one coordinate
+        return f"{round(x, precision):.{precision}f}" if precision else str(x)
+
+    axes = []
+    for i in range(3):
+        starts = np.arange(int(lo[i]), int(hi[i]), int(shape[i]), dtype=np.int64)
+        stops = np.minimum(starts + int(shape[i]), int(hi[i]))
+        nm_lo = starts.astype(res.dtype) * res[i]
+        nm_hi = stops.astype(res.dtype) * res[i]
+        axes.append([f"{render(a)}-{render(b)}" for a, b in zip(nm_lo, nm_hi)])
+    xs, ys, zs = axes
+    return [f"{x}_{y}_{z}.spatial" for z in zs for y in ys for x in xs]
 
 
 def missing_spatial_boxes(layer_path: str, subdir: str, bounds: Bbox, sub_info: dict) -> tuple[list[str], int]:

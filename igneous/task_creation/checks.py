@@ -15,7 +15,7 @@ from igneous import spatial
 from igneous.errors import InvalidParameterError
 from igneous.layerfiles import subdir_path
 from igneous.ops.voxels import intmap_key
-from igneous.validate import whole
+from igneous.validate import subdirectory, whole
 from igneous.volumes import open_volume
 
 __all__ = [
@@ -29,6 +29,8 @@ __all__ = [
     "check_forge_complete",
     "forge_record",
     "check_forged_object_ids",
+    "check_forge_found_labels",
+    "forge_found_labels",
     "check_same_grid",
     "refuse_index_of_unfinished_forge",
     "require_sub_info",
@@ -59,7 +61,10 @@ def require_sub_info(
     from igneous.layerfiles import read_sub_info
 
     vol = open_segmentation(layer_path, 0, what or f"{kind} work")
-    found = str(subdir).strip("/") if subdir else (str(vol.info[key]).strip("/") if vol.info.get(key) else None)
+    if subdir is not None:  # given, even empty: it must name a folder inside the layer
+        found = subdirectory(subdir, f"{'mesh_dir' if key == 'mesh' else 'skel_dir'} (--dir)")
+    else:
+        found = str(vol.info[key]).strip("/") if vol.info.get(key) else None
     info = read_sub_info(layer_path, found) if found else None
     if info is None:
         where = f"{layer_path}/{found}/info" if found else f"{layer_path} (its info has no '{key}')"
@@ -199,6 +204,26 @@ def check_forged_object_ids(
         raise InvalidParameterError(
             f"object_ids {shown} were requested at forge but do not occur in the segmentation; forge again without them"
         )
+
+
+def forge_found_labels(vol: CloudVolume, layer_path: str, subdir: str, info: dict) -> bool:
+    """Whether any ``.spatial`` file of the forge lists a label (read in batches, stopping at
+    the first that does). Without a spatial index nobody can tell: ``True``."""
+    if "spatial_index" not in info:
+        return True
+    names = spatial.expected_spatial_names(vol.meta.bounds(int(info.get("mip", 0))), info)
+    cf = CloudFiles(subdir_path(layer_path, subdir), progress=False)
+    for start in range(0, len(names), 1000):
+        if any(content for content in cf.get_json(names[start : start + 1000])):
+            return True
+    return False
+
+
+def check_forge_found_labels(layer_path: str, subdir: str, found: bool) -> None:
+    """Every merge refuses a forge that found no labels (e.g. a segmentation of zeros) in the
+    same words: merging it would write an info, manifests or shards for nothing."""
+    if not found:
+        raise InvalidParameterError(f"the forge of {layer_path}/{subdir} found no labels: nothing to merge")
 
 
 def check_same_grid(existing: dict, shape, mip: int, subdir: str, what: str = "the spatial index") -> None:

@@ -23,11 +23,13 @@ from igneous.errors import InvalidParameterError
 from igneous.task_creation.checks import (
     check_compress,
     check_forge_complete,
+    check_forge_found_labels,
     check_forged_object_ids,
     check_ids_exist,
     check_label_list,
     check_nonnegative_int,
     check_same_grid,
+    forge_found_labels,
     forge_record,
     open_segmentation,
     require_mesh_info,
@@ -160,9 +162,10 @@ def create_meshing_tasks(
             vol.commit_info()
         mesh_info = meshes.legacy_mesh_info(mip, shape, vol.info["scales"][mip]["resolution"], spatial_index)
         meshes.write_mesh_info(layer_path, mesh_dir, mesh_info)
-        if spatial_index:
+        if spatial_index and job.had_info:
             # .spatial files are each box's "forged" marker: ones left by an earlier forge plan or by
-            # `spatial-index create` must not vouch for boxes this forge has not done yet.
+            # `spatial-index create` must not vouch for boxes this forge has not done yet. A directory
+            # that never had an info holds none (every writer writes the info first).
             CloudFiles(meshes.mesh_path(layer_path, mesh_dir)).delete(
                 meshes.expected_spatial_names(vol.meta.bounds(mip), mesh_info)
             )
@@ -189,6 +192,7 @@ class PreparedMeshing:
     mesh_dir: str
     shape: Vec
     kwargs: dict
+    had_info: bool = False  # mesh_dir/info existed: an earlier forge or index may have left .spatial files
 
 
 def prepare_meshing(
@@ -256,7 +260,7 @@ def prepare_meshing(
         check_ids_exist(counts, object_ids, f"per {voxel_counts_filename(vol.meta.key(mip))}")
 
     mesh_dir = meshes.resolve_mesh_dir(vol.info, mesh_dir) or meshes.default_mesh_dir(mip, max_simplification_error)
-    _check_forge_target(layer_path, mesh_dir, mip, shape)
+    had_info = _check_forge_target(layer_path, mesh_dir, mip, shape)
     kwargs = task_kwargs(
         mip=mip,
         simplification_factor=(100 if simplification else 0),
@@ -279,15 +283,17 @@ def prepare_meshing(
         dry_run=bool(dry_run),
     )
     assert set(kwargs) <= set(MESH_TASK_DEFAULTS)
-    return PreparedMeshing(vol, mesh_dir, shape, kwargs)
+    return PreparedMeshing(vol, mesh_dir, shape, kwargs, had_info)
 
 
-def _check_forge_target(layer_path: str, mesh_dir: str, mip: int, shape) -> None:
+def _check_forge_target(layer_path: str, mesh_dir: str, mip: int, shape) -> bool:
     """A forge may repeat an earlier forge of ``mesh_dir``, never overlay another grid or
-    overwrite the info of meshes that were already merged to multi-resolution."""
+    overwrite the info of meshes that were already merged to multi-resolution.
+
+    Returns whether ``mesh_dir`` already has an info."""
     existing = meshes.read_mesh_info(layer_path, mesh_dir)
     if existing is None:
-        return
+        return False
     kind = existing.get("@type", meshes.LEGACY_MESH_TYPE)
     if kind != meshes.LEGACY_MESH_TYPE:
         raise InvalidParameterError(
@@ -295,6 +301,7 @@ def _check_forge_target(layer_path: str, mesh_dir: str, mip: int, shape) -> None
             "(`igneous mesh rm`)"
         )
     check_same_grid(existing, shape, mip, mesh_dir, what="a new forge")
+    return True
 
 
 # -- legacy merge ------------------------------------------------------------------------------
@@ -336,6 +343,7 @@ def prepare_mesh_manifest(layer_path: str, magnitude: int = 3, mesh_dir: Optiona
         )
     check_forge_complete(vol, layer_path, mesh_dir, info)
     check_forged_object_ids(vol, layer_path, mesh_dir, info)
+    check_forge_found_labels(layer_path, mesh_dir, forge_found_labels(vol, layer_path, mesh_dir, info))
 
     if cfpaths.extract(layer_path).protocol == "file":
         tasks = [functools.partial(MeshManifestFilesystemTask, layer_path, lod=0, mesh_dir=mesh_dir)]

@@ -23,7 +23,9 @@ from igneous.ops.multires import check_vertex_quantization_bits
 from igneous.shards import check_index_encoding
 from igneous.task_creation.checks import (
     check_forge_complete,
+    check_forge_found_labels,
     check_forged_object_ids,
+    forge_found_labels,
     forge_record,
     int_at_least,
     require_mesh_info,
@@ -213,6 +215,7 @@ def prepare_unsharded_multires_merge(
     vol, mesh_dir, info = _forged(cloudpath, mesh_dir)
     if "sharding" in info:
         raise InvalidParameterError(f"{cloudpath}/{mesh_dir} is sharded: use `igneous mesh merge-sharded`")
+    check_forge_found_labels(cloudpath, mesh_dir, forge_found_labels(vol, cloudpath, mesh_dir, info))
     _check_fragments_exist(vol, cloudpath, mesh_dir, info)
     new_info = multires_info(info, vol.meta.resolution(int(info["mip"])), vqb, forge_max_error(vol, mesh_dir))
     kwargs = task_kwargs(mesh_dir=mesh_dir, num_lod=num_lod, min_chunk_size=min_chunk_size)
@@ -358,8 +361,7 @@ def prepare_sharded_multires_merge(
     _check_frags_complete(vol, frag_path or cloudpath, mesh_dir, info)
     _check_spatial_db(spatial_index_db)
     labels = _all_labels(cloudpath, spatial_index_db, info)
-    if len(labels) == 0:
-        raise InvalidParameterError(f"the forge of {cloudpath}/{mesh_dir} found no labels: nothing to merge")
+    check_forge_found_labels(cloudpath, mesh_dir, len(labels) > 0)
     spec = _shard_spec(
         len(labels),
         shard_index_bytes,

@@ -24,6 +24,7 @@ from igneous.layerfiles import (
 )
 from igneous.task_creation.checks import (
     check_forge_complete,
+    check_forge_found_labels,
     check_forged_object_ids,
     check_nonnegative_int,
     check_number,
@@ -203,8 +204,7 @@ def create_sharded_skeleton_merge_tasks(
     _check_frags_complete(vol, layer_path, root, skel_dir, info)
     check_spatial_db(spatial_index_db, "skeleton")
     labels = all_labels(layer_path, spatial_index_db, info, "skeleton")
-    if len(labels) == 0:
-        raise InvalidParameterError(f"the forge of {layer_path}/{skel_dir} found no labels: nothing to merge")
+    check_forge_found_labels(layer_path, skel_dir, len(labels) > 0)
     spec = hashed_shard_spec(
         len(labels), shard_index_bytes, minishard_index_bytes, min_shards, max_labels_per_shard,
         minishard_index_encoding, data_encoding,

@@ -179,7 +179,8 @@ class SkeletonTask(RegisteredTask):
         root_ids_cloudpath: Optional[str] = None,
     ):
         # RegisteredTask's __init__, without its per-argument loop: planners make millions of these
-        args = {name: value for name, value in locals().items() if name in _SKELETON_TASK_ARGS}
+        args = dict(locals())  # exactly the parameters, in signature order (nothing else is bound yet)
+        del args["self"]
         self._args = args
         self.__dict__.update(args)
 
@@ -367,9 +368,6 @@ class SkeletonTask(RegisteredTask):
             content_type="application/octet-stream",
             cache_control="no-cache",
         )
-
-
-_SKELETON_TASK_ARGS = frozenset(SkeletonTask._arg_names)
 
 
 # -- merging --------------------------------------------------------------------------------------

@@ -177,3 +177,55 @@ def test_merge_nlod_and_xfer_sharded_reach_the_multires_creators(layer, crop_b, 
         assert vol.mesh.meta.info["@type"] == meshes.MULTILOD_MESH_TYPE
         got = vol.mesh.get(labels[:5], lod=0)
         assert set(got) == set(labels[:5]) and all(len(m.faces) for m in got.values())
+
+
+def test_every_merge_of_an_all_zero_forge_refuses_like_merge_sharded(layer, tmp_path):
+    """A forge that found no labels: the legacy and unsharded multires merges answer exactly as
+    merge-sharded does (exit 2, one line), and write nothing (no info, manifest or provenance)."""
+    cases = {
+        "merge-sharded": (["--sharded"], ["merge-sharded"]),
+        "legacy": ([], ["merge"]),
+        "multires": ([], ["merge", "--nlod", "1"]),
+    }
+    outcomes = {}
+    for name, (forge_args, merge_args) in cases.items():
+        path = layer(np.zeros((40, 40, 24), np.uint32), name=name, resolution=RESOLUTION, voxel_offset=VOXEL_OFFSET)
+        result = invoke("mesh", "forge", path, "--shape", "24,24,16", *forge_args)
+        assert result.exit_code == 0, result.output
+        before = tree(tmp_path / name)
+        result = invoke("mesh", *merge_args, path)
+        assert tree(tmp_path / name) == before, name
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1, result.output
+        outcomes[name] = (result.exit_code, lines[0].replace(path, "PATH"))
+    assert outcomes["merge-sharded"] == (2, f"Error: the forge of PATH/{MESH_DIR} found no labels: nothing to merge")
+    assert outcomes["legacy"] == outcomes["multires"] == outcomes["merge-sharded"]
+
+
+@pytest.mark.parametrize("bad", ["../escaped", "/abs/mesh", "", "a/../../x", "a\\b"])
+@pytest.mark.parametrize(
+    "args",
+    [["mesh", "forge", "{seg}"], ["mesh", "merge", "{seg}"], ["mesh", "merge-sharded", "{seg}"],
+     ["mesh", "rm", "{seg}"], ["mesh", "xfer", "{seg}", "{dest}"], ["mesh", "clean", "{seg}"]],
+)  # fmt: skip
+def test_dir_must_stay_inside_the_layer(layer, tmp_path, args, bad):
+    seg = layer(np.ones((8, 8, 8), np.uint32), name="seg")
+    before = tree(tmp_path)
+    result = invoke(*[a.format(seg=seg, dest=f"file://{tmp_path / 'dest'}") for a in args], "--dir", bad)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "must be a folder name inside the layer" in lines[0], result.output
+    assert tree(tmp_path) == before
+
+
+def test_dir_normal_names_and_python_api(layer):
+    import igneous.task_creation as tc
+    from igneous.errors import InvalidParameterError
+
+    seg = layer(np.ones((8, 8, 8), np.uint32), name="seg")
+    for bad in ("../escaped", "/abs", ""):
+        with pytest.raises(InvalidParameterError, match="inside the layer"):
+            tc.create_meshing_tasks(seg, 0, mesh_dir=bad)
+    result = invoke("mesh", "forge", seg, "--dir", "mesh_mip_0_err_40")
+    assert result.exit_code == 0, result.output
+    assert meshes.read_mesh_info(seg, "mesh_mip_0_err_40") is not None

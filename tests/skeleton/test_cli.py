@@ -131,3 +131,28 @@ def test_spatial_index_create_and_db(layer, tmp_path):
     assert "sqlite" in output
     labels = CloudVolume(layer, spatial_index_db=database.replace("sqlite://", "sqlite://")).skeleton.spatial_index
     assert labels is not None
+
+
+@pytest.mark.parametrize("bad", ["../escaped", "/abs/skel", "", "a/../../x"])
+@pytest.mark.parametrize("args", [["skeleton", "rm", "{seg}"], ["skeleton", "xfer", "{seg}", "{dest}"]])
+def test_dir_must_stay_inside_the_layer(tmp_path, args, bad):
+    seg = make_layer(f"file://{tmp_path / 'seg'}", np.ones((8, 8, 8), np.uint32))
+    before = tree(tmp_path)
+    cmd = [a.format(seg=seg, dest=f"file://{tmp_path / 'dest'}") for a in args] + ["--dir", bad]
+    result = CliRunner().invoke(main, cmd)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "must be a folder name inside the layer" in lines[0], result.output
+    assert tree(tmp_path) == before
+
+
+def test_skeleton_python_api_refuses_escaping_dirs(tmp_path):
+    import igneous.task_creation as tc
+    from igneous.errors import InvalidParameterError
+
+    seg = make_layer(f"file://{tmp_path / 'seg'}", np.ones((8, 8, 8), np.uint32))
+    for bad in ("../escaped", "/abs", ""):
+        with pytest.raises(InvalidParameterError, match="inside the layer"):
+            tc.create_skeleton_deletion_tasks(seg, skel_dir=bad)
+        with pytest.raises(InvalidParameterError, match="inside the layer"):
+            tc.create_xfer_skeleton_tasks(seg, f"file://{tmp_path / 'd'}", skel_dir=bad)

@@ -107,7 +107,7 @@ def test_precomputed_round_trip_and_weld():
     assert ops.mesh_bounds_nm(np.array([[0.5, 1, 2], [3, 4.2, 5]], np.float32)) == [0, 1, 2, 3, 5, 5]
 
 
-@pytest.mark.parametrize("resolution", [[8, 8, 40], [8.0, 8.0, 40.0], [4.25, 4.25, 40]])
+@pytest.mark.parametrize("resolution", [[8, 8, 40], [8.0, 8.0, 40.0], [4.25, 4.25, 40], [4.5, 4.25, 33.3]])
 def test_spatial_index_names_are_cloudvolumes(resolution):
     bounds = Bbox((7, 11, 5), (107, 91, 45))
     shape = (48, 40, 16)
@@ -120,6 +120,8 @@ def test_spatial_index_names_are_cloudvolumes(resolution):
     theirs = list(index.index_file_paths_for_bbox(index.physical_bounds))
     ours = meshes.expected_spatial_names(bounds, info)
     assert ours == theirs
+    # the per-axis rendering of a whole plan names each box as the forge task that writes it does
+    assert ours == [meshes.spatial_index_filename(b, resolution) for b in meshes.grid_boxes(bounds, shape)]
     for name, box in zip(ours, meshes.grid_boxes(bounds, shape)):
         assert meshes.box_from_spatial_filename(name, resolution) == box
         assert meshes.frags_filename_from_spatial(name, resolution) == f"{box.to_filename()}.frags"

@@ -83,6 +83,8 @@ MESH_TASK_DEFAULTS = {
 }
 
 
+_MESH_OPTIONS = frozenset(MESH_TASK_DEFAULTS)
+
 _voxel_counts = cached_voxel_counts  # the worker-level cache lives with the counts' format
 
 
@@ -95,17 +97,18 @@ class MeshTask(RegisteredTask):
     """
 
     def __init__(self, shape, offset, layer_path, **kwargs):
-        unknown = sorted(set(kwargs) - set(MESH_TASK_DEFAULTS))
-        if unknown:
+        if not kwargs.keys() <= _MESH_OPTIONS:
+            unknown = sorted(set(kwargs) - _MESH_OPTIONS)
             raise TypeError(f"MeshTask got unknown option(s) {', '.join(map(repr, unknown))}")
-        super().__init__(shape, offset, layer_path, **kwargs)
-        for key, value in MESH_TASK_DEFAULTS.items():
-            if key not in kwargs:
-                setattr(self, key, value)
-        self.shape = Vec(*shape)
-        self.offset = Vec(*offset)
+        # RegisteredTask's __init__ without its per-argument loop (planners make millions of
+        # these): the message holds exactly the arguments given; Vec conversion waits for execute.
+        self._args = {"shape": shape, "offset": offset, "layer_path": layer_path, **kwargs}
+        self.__dict__.update(MESH_TASK_DEFAULTS)
+        self.__dict__.update(self._args)
 
     def execute(self) -> None:
+        self.shape = Vec(*self.shape)
+        self.offset = Vec(*self.offset)
         vol = source_volume(
             self.layer_path,
             self.mip,
