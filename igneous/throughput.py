@@ -283,3 +283,22 @@ THROUGHPUT.update(
         },
     }
 )
+
+# Requests of the skeleton tasks and planners, counted in moto's request log on the cases of
+# tests/services/test_dry_run_s3_skeleton.py (IGNEOUS_TEST_REQUEST_DETAIL=1): a task opens the
+# layer (info, provenance) and the skeleton info; the forge's planner also looks for
+# stats/voxel_counts.im; the unsharded merge's planner lists the directory once (pickles).
+TASK_REQUESTS.update(
+    {
+        "SkeletonTask": {"GET": 3},
+        "UnshardedSkeletonMergeTask": {"GET": 2},  # + LIST of its prefix, its fragments, each skeleton read back
+        "ShardedSkeletonMergeTask": {"GET": 8},  # infos, its .labels, and reading its shard back to verify it
+    }
+)
+PLAN_REQUESTS.update(
+    {
+        "skeleton forge": {"GET": 9, "PUT": 3},
+        "skeleton merge": {"GET": 7, "PUT": 1, "LIST": 1},
+        "skeleton merge-sharded": {"GET": 6, "PUT": 2},
+    }
+)
