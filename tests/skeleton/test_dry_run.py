@@ -13,7 +13,7 @@ import pytest
 import igneous.plans.skeleton
 import igneous.task_creation as tc
 from igneous.task_creation import plans
-from tests.integration.test_dry_run import check, cli, data_tree, dry, run_all, written
+from tests.integration.test_dry_run import ACCURACY, check, cli, data_tree, dry, run_all, written
 from tests.skeleton.conftest import DUST_VOXELS, MIN_CABLE, SHAPE, TEASAR, copy_layer
 
 FORGE = dict(shape=SHAPE, teasar_params=TEASAR, dust_threshold=DUST_VOXELS)
@@ -95,3 +95,11 @@ def test_cli_dry_runs_print_and_write_nothing(tmp_path, seg, seg_layer):
     assert "ShardedSkeletonMergeTask" in out.output and "Cost total" in out.output and "Wall time" in out.output
     assert data_tree(tmp_path) == before
     cli("skeleton", "merge", seg, "--json", code=2)  # pricing options need --dry-run
+
+
+def test_accuracy_table():
+    """Not a check: prints predicted vs actual bytes of the cases above (run with -s to see it)."""
+    for case, predicted, actual, pfiles, afiles in ACCURACY:
+        if case.startswith("skeleton"):
+            print(f"{case:<28} bytes {predicted:>9,} vs {actual:>9,} ({predicted / max(1, actual) - 1:+.1%}); "
+                  f"files {pfiles} vs {afiles}")  # fmt: skip
