@@ -28,6 +28,8 @@ __all__ = [
     "DATA_ENCODINGS",
     "hashed_shard_spec",
     "shard_labels_filename",
+    "shard_groups",
+    "shard_labels_bytes",
     "write_shard_labels",
     "read_shard_labels",
     "check_shard_membership",
@@ -105,16 +107,31 @@ def shard_labels_filename(shard_no: str) -> str:
     return f"{shard_no}.labels"
 
 
-def write_shard_labels(dir_path: str, labels: np.ndarray, spec: dict) -> list[str]:
-    """Write ``{shard}.labels`` under ``dir_path`` for every shard that has labels; returns the
-    shard names, sorted."""
+def shard_groups(labels: np.ndarray, spec: dict) -> dict:
+    """``{shard name: sorted labels}`` for every shard of ``spec`` that has labels."""
     import shardcomputer
 
     groups = shardcomputer.assign_labels_to_shards(
         np.asarray(labels, dtype=np.uint64), 0, spec["shard_bits"], spec["minishard_bits"]
     )
+    return {shard: sorted(int(x) for x in group) for shard, group in groups.items()}
+
+
+def shard_labels_bytes(group: Sequence[int]) -> int:
+    """Stored bytes of one ``{shard}.labels`` file holding ``group`` (as ``write_shard_labels`` writes it)."""
+    import json
+
+    from cloudfiles.compression import compress
+
+    return len(compress(json.dumps(sorted(int(x) for x in group)).encode("utf8"), "gzip"))
+
+
+def write_shard_labels(dir_path: str, labels: np.ndarray, spec: dict) -> list[str]:
+    """Write ``{shard}.labels`` under ``dir_path`` for every shard that has labels; returns the
+    shard names, sorted."""
+    groups = shard_groups(labels, spec)
     CloudFiles(dir_path).put_jsons(
-        ((shard_labels_filename(shard), sorted(int(x) for x in group)) for shard, group in groups.items()),
+        ((shard_labels_filename(shard), group) for shard, group in groups.items()),
         compress="gzip",
         cache_control="no-cache",
         total=len(groups),

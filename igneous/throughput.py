@@ -247,3 +247,58 @@ PLAN_REQUESTS.update(
 # 256^3 tasks) and 1.44 on tests' Voronoi segmentation (64x64x32 tasks, most labels on a face);
 # the ratio falls as tasks grow. Equivalences are well under 1% of the bytes of a run.
 CCL_LINKS_PER_TABLE_BYTE = 1.0
+
+# -- skeletons ------------------------------------------------------------------------------------
+
+_SKELETON_RUN = {
+    "date": "2026-12-04",
+    "git": "2622586",
+    "harness": "benchmarks/run.py --only skeleton_forge_merge --repeat 1 (forge); a script timing each merge "
+    "(time.process_time) after forging segsmall at 128^3 unsharded and --sharded",
+    "cpus": 2,
+    "load": "1-minute load 1.0-3.2 (shared machine): CPU-seconds, not wall, are used",
+}
+THROUGHPUT.update(
+    {
+        "skeleton_forge": {
+            "unit": "voxels read",
+            "per_cpu_s": 8_388_608 / 17.740,
+            "source": "stage skeleton_forge_merge, forge phase: segsmall 256x256x128 real EM labels, 128^3 tasks, "
+            "CLI TEASAR defaults (scale 4, const 10), dust 1000 voxels, 17.74 cpu-s",
+            "measured": _SKELETON_RUN,
+        },
+        "skeleton_merge": {
+            "unit": "labels",
+            "per_cpu_s": 306 / 1.813,
+            "source": "segsmall forged unsharded at 128^3 (306 labels), merged into 99 prefix tasks (magnitude 2), "
+            "min cable 1000 nm, planning included, 1.81 cpu-s (the script also re-measured the forge: 17.41 cpu-s)",
+            "measured": _SKELETON_RUN,
+        },
+        "skeleton_merge_sharded": {
+            "unit": "labels",
+            "per_cpu_s": 306 / 1.319,
+            "source": "segsmall forged --sharded at 128^3 (306 labels), merged into 1 shard (max 2000 labels per "
+            "shard), min cable 1000 nm, planning included, 1.32 cpu-s",
+            "measured": _SKELETON_RUN,
+        },
+    }
+)
+
+# Requests of the skeleton tasks and planners, counted in moto's request log on the cases of
+# tests/services/test_dry_run_s3_skeleton.py (IGNEOUS_TEST_REQUEST_DETAIL=1): a task opens the
+# layer (info, provenance) and the skeleton info; the forge's planner also looks for
+# stats/voxel_counts.im; the unsharded merge's planner lists the directory once (pickles).
+TASK_REQUESTS.update(
+    {
+        "SkeletonTask": {"GET": 3},
+        "UnshardedSkeletonMergeTask": {"GET": 2},  # + LIST of its prefix, its fragments, each skeleton read back
+        "ShardedSkeletonMergeTask": {"GET": 8},  # infos, its .labels, and reading its shard back to verify it
+    }
+)
+PLAN_REQUESTS.update(
+    {
+        "skeleton forge": {"GET": 9, "PUT": 3},
+        "skeleton merge": {"GET": 7, "PUT": 1, "LIST": 1},
+        "skeleton merge-sharded": {"GET": 6, "PUT": 2},
+    }
+)

@@ -9,6 +9,7 @@ import click
 
 from igneous_cli.common import enqueue_tasks, get_parallel
 from igneous_cli.params import CloudPath, ListN, Tuple3, fill_missing_option, mip_option, queue_option
+from igneous_cli.plan import dry_run_options
 
 __all__ = ["skeleton"]
 
@@ -81,14 +82,16 @@ def skeleton() -> None:
 @click.option("--root-ids", "root_ids", type=CloudPath(), default=None, help="(graphene only) Materialized root-id layer.")
 @click.option("--progress", is_flag=True, default=False, help="Show progress bars.")
 @click.pass_context
+@dry_run_options
 def forge(
     ctx, path, queue, mip, shape, fill_missing, fix_branching, fix_borders, fix_avocados, fix_autapses, fill_holes,
     dust_threshold, dust_global, spatial_index, scale, const, soma_detect, soma_accept, soma_scale, soma_const,
     max_paths, sharded, labels, cross_section, cross_section_label_repair_sec, frag_path, timestamp, root_ids,
-    progress,
+    progress, dry_run,
 ):  # fmt: skip
     """(1) Forge skeleton fragments from a segmentation, one task per --shape box."""
     import igneous.task_creation as tc
+    from igneous.task_creation import plans
 
     teasar_params = {
         "scale": scale,
@@ -101,7 +104,7 @@ def forge(
         "soma_invalidation_const": soma_const,
         "max_paths": max_paths,
     }
-    tasks = tc.create_skeletonizing_tasks(
+    tasks = (plans.plan_skeletonizing if dry_run else tc.create_skeletonizing_tasks)(
         path,
         mip,
         shape=shape,
@@ -126,7 +129,7 @@ def forge(
         root_ids_cloudpath=root_ids,
         cross_sectional_area_repair_sec_per_label=cross_section_label_repair_sec,
     )
-    enqueue_tasks(ctx, queue, tasks)
+    return dry_run.show(tasks) if dry_run else enqueue_tasks(ctx, queue, tasks)
 
 
 def _postprocess_options(f):
@@ -149,11 +152,13 @@ def _postprocess_options(f):
 @click.option("--delete-fragments", is_flag=True, default=False, help="Delete fragment files after upload.")
 @click.option("--magnitude", default=2, type=int, show_default=True, help=MAGNITUDE_HELP)
 @click.pass_context
-def merge(ctx, path, queue, min_cable_length, max_cable_length, tick_threshold, delete_fragments, magnitude):
+@dry_run_options
+def merge(ctx, path, queue, min_cable_length, max_cable_length, tick_threshold, delete_fragments, magnitude, dry_run):
     """(2) Merge forged fragments into one skeleton per label."""
     import igneous.task_creation as tc
+    from igneous.task_creation import plans
 
-    tasks = tc.create_unsharded_skeleton_merge_tasks(
+    tasks = (plans.plan_unsharded_skeleton_merge if dry_run else tc.create_unsharded_skeleton_merge_tasks)(
         path,
         crop=0,
         magnitude=magnitude,
@@ -162,7 +167,7 @@ def merge(ctx, path, queue, min_cable_length, max_cable_length, tick_threshold, 
         tick_threshold=tick_threshold,
         delete_fragments=delete_fragments,
     )
-    enqueue_tasks(ctx, queue, tasks)
+    return dry_run.show(tasks) if dry_run else enqueue_tasks(ctx, queue, tasks)
 
 
 @skeleton.command("merge-sharded")
@@ -195,14 +200,16 @@ def merge(ctx, path, queue, min_cable_length, max_cable_length, tick_threshold, 
     help="SQL database from `igneous skeleton spatial-index db` (sqlite://… or mysql://…) to find labels faster.",
 )
 @click.pass_context
+@dry_run_options
 def merge_sharded(
     ctx, path, queue, min_cable_length, max_cable_length, tick_threshold, shard_index_bytes, minishard_index_bytes,
-    max_labels_per_shard, min_shards, minishard_index_encoding, data_encoding, spatial_index_db,
+    max_labels_per_shard, min_shards, minishard_index_encoding, data_encoding, spatial_index_db, dry_run,
 ):  # fmt: skip
     """(2) Merge a sharded forge (`skeleton forge --sharded`) into sharded skeletons."""
     import igneous.task_creation as tc
+    from igneous.task_creation import plans
 
-    tasks = tc.create_sharded_skeleton_merge_tasks(
+    tasks = (plans.plan_sharded_skeleton_merge if dry_run else tc.create_sharded_skeleton_merge_tasks)(
         path,
         dust_threshold=min_cable_length,
         tick_threshold=tick_threshold,
@@ -215,7 +222,7 @@ def merge_sharded(
         spatial_index_db=spatial_index_db,
         max_labels_per_shard=max_labels_per_shard,
     )
-    enqueue_tasks(ctx, queue, tasks)
+    return dry_run.show(tasks) if dry_run else enqueue_tasks(ctx, queue, tasks)
 
 
 @skeleton.command()

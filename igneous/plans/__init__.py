@@ -22,6 +22,11 @@ from igneous.plans.mesh import (
     plan_sharded_multires_merge,
     plan_unsharded_multires_merge,
 )
+from igneous.plans.skeleton import (
+    plan_sharded_skeleton_merge,
+    plan_skeletonizing,
+    plan_unsharded_skeleton_merge,
+)
 from igneous.plans.voxels import plan_voxel_counting
 
 __all__ = [
@@ -35,4 +40,7 @@ __all__ = [
     "plan_mesh_manifest",
     "plan_unsharded_multires_merge",
     "plan_sharded_multires_merge",
+    "plan_skeletonizing",
+    "plan_unsharded_skeleton_merge",
+    "plan_sharded_skeleton_merge",
 ]

@@ -16,6 +16,7 @@ from cloudfiles import paths as cfpaths
 from cloudvolume import CloudVolume
 from cloudvolume.lib import Bbox, Vec
 
+from igneous import spatial
 from igneous.ops.downsample import pyramid
 from igneous.plan import Output, Plan, bytes_per_voxel, chunks_in, sample_boxes
 from igneous.throughput import PLAN_REQUESTS, SHARDED_READ
@@ -40,6 +41,10 @@ __all__ = [
     "chunked_bytes",
     "sampled_bpv",
     "spread_cells",
+    "forge_samples",
+    "object_size",
+    "labels_over_grid",
+    "spatial_labels",
 ]
 
 SAMPLES = 3  # blocks of real chunks (or forge tasks) measured per plan
@@ -230,3 +235,59 @@ def spread_cells(grid_size: Sequence[int], count: int) -> list:
             cells.append(cell)
         i += 1
     return cells
+
+
+# -- forges (meshes, skeletons) --------------------------------------------------------------------
+
+
+def forge_samples(bounds: Bbox, shape: Vec, tasks: int, budget: int) -> tuple[list, Vec, bool]:
+    """Boxes to forge for a forge's estimate, their shape, and whether they are sub-boxes of a task.
+
+    Whole tasks, spread over the grid, as many as fit ``budget`` (all of them on
+    a small volume: the estimate is then exact). When one task is bigger than that, a centred
+    sub-box of the middle task, scaled up by the caller (a statistical estimate).
+    """
+    task_voxels = int(np.prod(shape))
+    if task_voxels <= budget:
+        count = max(1, min(tasks, budget // task_voxels))
+        return sample_boxes(bounds, shape, bounds.minpt, count), Vec(*shape), False
+    side = (budget / task_voxels) ** (1 / 3)
+    sub = Vec(*[max(1, int(s * side)) for s in shape])
+    [middle] = sample_boxes(bounds, shape, bounds.minpt, 1)
+    lo = Vec(*np.maximum(middle.minpt, middle.minpt + (Vec(*middle.size3()) - sub) // 2))
+    return [Bbox(lo, lo + sub)], sub, True
+
+
+def object_size(labels: float, box: Sequence[int]) -> float:
+    """Typical object size L (voxels) such that objects of size L meet ``labels`` of them in a
+    box: prod(1 + side / L) == labels (convex objects tiling space)."""
+    lo, hi = 1e-3, 1e9
+    for _ in range(200):
+        mid = (lo * hi) ** 0.5
+        if float(np.prod(1 + np.asarray(box, dtype=float) / mid)) > labels:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def labels_over_grid(bounds: Bbox, shape: Vec, size: float) -> float:
+    """Sum over every (clipped) task box of the labels it meets: prod over axes of
+    sum over the task segments of (1 + length / L), since the model is separable."""
+    total = 1.0
+    for a in range(3):
+        lo, hi, s = int(bounds.minpt[a]), int(bounds.maxpt[a]), int(shape[a])
+        total *= sum(1 + (min(start + s, hi) - start) / size for start in range(lo, hi, s))
+    return total
+
+
+def spatial_labels(dir_path: str, bounds: Bbox, info: dict) -> tuple[dict, list]:
+    """``{label: [.spatial names holding it]}`` from a forge's .spatial files under ``dir_path``
+    (a mesh or skeleton directory; ``bounds`` in voxels at the forge's mip), and every name."""
+    names = spatial.expected_spatial_names(bounds, info)
+    cf = CloudFiles(dir_path, progress=False)
+    found: dict = {}
+    for name, content in zip(names, cf.get_json(names)):
+        for label in content or {}:
+            found.setdefault(int(label), []).append(name)
+    return found, names

@@ -5,17 +5,26 @@
 from __future__ import annotations
 
 import json
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 from cloudfiles import CloudFiles
 from cloudfiles.compression import compress as compress_bytes
 from cloudvolume import CloudVolume
-from cloudvolume.lib import Bbox, Vec
 
 from igneous import meshes
-from igneous.plan import Output, Plan, grid_cells, grid_reads, sample_boxes, task_requests
-from igneous.plans.common import box_voxels, chunk_gets, finish_plan, stored_bytes_per_voxel
+from igneous.label_shards import shard_groups, shard_labels_bytes
+from igneous.plan import Output, Plan, grid_cells, grid_reads, task_requests
+from igneous.plans.common import (
+    box_voxels,
+    chunk_gets,
+    finish_plan,
+    forge_samples,
+    labels_over_grid,
+    object_size,
+    spatial_labels,
+    stored_bytes_per_voxel,
+)
 from igneous.throughput import MESH_MERGE_BYTES_RATIO
 
 __all__ = [
@@ -66,7 +75,7 @@ def plan_meshing(layer_path: str, mip: int, **kwargs) -> Plan:
     bounds = vol.meta.bounds(mip)
     tasks = grid_cells(bounds, shape)
     reads = grid_reads(bounds, shape, vol.meta.chunk_size(mip), vol.meta.voxel_offset(mip), bounds, pad_hi=(1, 1, 1))
-    boxes, sub_shape, partial = _forge_samples(bounds, shape, tasks)
+    boxes, sub_shape, partial = forge_samples(bounds, shape, tasks, FORGE_SAMPLE_VOXELS)
     files, nbytes = 0, 0
     for box in boxes:
         task = _measured_forge(shape=list(sub_shape), offset=box.minpt.tolist(), layer_path=layer_path, **kw)
@@ -83,8 +92,8 @@ def plan_meshing(layer_path: str, mip: int, **kwargs) -> Plan:
             markers = 1 if kw["spatial_index"] else 0
             labels = max(files - markers, 0)
             if labels > 1:
-                size = _object_size(labels, sub_shape)
-                per_task_files = _labels_over_grid(bounds, shape, size) / tasks + markers
+                size = object_size(labels, sub_shape)
+                per_task_files = labels_over_grid(bounds, shape, size) / tasks + markers
     what = ".frags (one per task)" if kw["sharded"] else "fragments {label}:0:{box}"
     plan = Plan(
         command="mesh forge",
@@ -118,59 +127,11 @@ def plan_meshing(layer_path: str, mip: int, **kwargs) -> Plan:
 FORGE_SAMPLE_VOXELS = 2**22  # about 20 s of forging at the calibrated rate
 
 
-def _forge_samples(bounds: Bbox, shape: Vec, tasks: int) -> tuple[list, Vec, bool]:
-    """Boxes to forge for the estimate, their shape, and whether they are sub-boxes of a task.
-
-    Whole tasks, spread over the grid, as many as fit ``FORGE_SAMPLE_VOXELS`` (all of them on
-    a small volume: the estimate is then exact). When one task is bigger than that, a centred
-    sub-box of the middle task, scaled up in ``plan_meshing`` (a statistical estimate).
-    """
-    task_voxels = int(np.prod(shape))
-    if task_voxels <= FORGE_SAMPLE_VOXELS:
-        count = max(1, min(tasks, FORGE_SAMPLE_VOXELS // task_voxels))
-        return sample_boxes(bounds, shape, bounds.minpt, count), Vec(*shape), False
-    side = (FORGE_SAMPLE_VOXELS / task_voxels) ** (1 / 3)
-    sub = Vec(*[max(1, int(s * side)) for s in shape])
-    [middle] = sample_boxes(bounds, shape, bounds.minpt, 1)
-    lo = Vec(*np.maximum(middle.minpt, middle.minpt + (Vec(*middle.size3()) - sub) // 2))
-    return [Bbox(lo, lo + sub)], sub, True
-
-
-def _object_size(labels: float, box: Sequence[int]) -> float:
-    """Typical object size L (voxels) such that objects of size L meet ``labels`` of them in a
-    box: prod(1 + side / L) == labels (convex objects tiling space)."""
-    lo, hi = 1e-3, 1e9
-    for _ in range(200):
-        mid = (lo * hi) ** 0.5
-        if float(np.prod(1 + np.asarray(box, dtype=float) / mid)) > labels:
-            lo = mid
-        else:
-            hi = mid
-    return lo
-
-
-def _labels_over_grid(bounds: Bbox, shape: Vec, size: float) -> float:
-    """Sum over every (clipped) task box of the labels it meets: prod over axes of
-    sum over the task segments of (1 + length / L), since the model is separable."""
-    total = 1.0
-    for a in range(3):
-        lo, hi, s = int(bounds.minpt[a]), int(bounds.maxpt[a]), int(shape[a])
-        total *= sum(1 + (min(start + s, hi) - start) / size for start in range(lo, hi, s))
-    return total
-
-
 def _spatial_labels(layer_path: str, mesh_dir: str, vol: CloudVolume, info: dict) -> tuple[dict, list]:
     """``{label: [boxes]}`` from the forge's .spatial files, and their names."""
-    mip = int(info["mip"])
-    names = meshes.expected_spatial_names(vol.meta.bounds(mip), info)
+    names, spatial = spatial_labels(meshes.mesh_path(layer_path, mesh_dir), vol.meta.bounds(int(info["mip"])), info)
     res = info["spatial_index"]["resolution"]
-    cf = CloudFiles(meshes.mesh_path(layer_path, mesh_dir), progress=False)
-    boxes: dict = {}
-    for name, content in zip(names, cf.get_json(names)):
-        box = meshes.box_from_spatial_filename(name, res)
-        for label in content or {}:
-            boxes.setdefault(int(label), []).append(box)
-    return boxes, names
+    return {label: [meshes.box_from_spatial_filename(n, res) for n in ns] for label, ns in names.items()}, spatial
 
 
 def plan_mesh_manifest(layer_path: str, magnitude: int = 3, mesh_dir: Optional[str] = None) -> Plan:
@@ -248,8 +209,6 @@ def plan_unsharded_multires_merge(cloudpath: str, **kwargs) -> Plan:
 
 def plan_sharded_multires_merge(cloudpath: str, **kwargs) -> Plan:
     """The plan of ``create_sharded_multires_mesh_tasks`` (same arguments)."""
-    import shardcomputer
-
     from igneous.task_creation.multires import prepare_sharded_multires_merge
 
     job = prepare_sharded_multires_merge(cloudpath, **kwargs)
@@ -258,12 +217,8 @@ def plan_sharded_multires_merge(cloudpath: str, **kwargs) -> Plan:
     res = job.info["spatial_index"]["resolution"]
     frags = [meshes.frags_filename_from_spatial(n, res) for n in spatial]
     forged, merged = _merged_bytes(frag_root, job.mesh_dir, frags, int(job.kwargs["num_lod"]), True)
-    groups = shardcomputer.assign_labels_to_shards(
-        np.asarray(job.labels, dtype=np.uint64), 0, job.spec["shard_bits"], job.spec["minishard_bits"]
-    )
-    labels_bytes = sum(
-        len(compress_bytes(json.dumps(sorted(int(x) for x in g)).encode(), "gzip")) for g in groups.values()
-    )
+    groups = shard_groups(job.labels, job.spec)
+    labels_bytes = sum(shard_labels_bytes(g) for g in groups.values())
     # each task reads the .frags of every box holding one of its labels
     frag_reads = sum(
         len({b.to_filename() for label in group for b in labels_boxes.get(int(label), [])}) for group in groups.values()

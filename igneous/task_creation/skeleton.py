@@ -66,7 +66,7 @@ __all__ = [
     "create_sharded_skeletons_from_unsharded_tasks",
     "create_spatial_index_skeleton_tasks",
 ]
-# also importable (not SPEC §2.3 creators): bounds_from_mesh, synapses_in_space, plan_skeletonizing_tasks,
+# also importable (not SPEC §2.3 creators): bounds_from_mesh, synapses_in_space, plan_skeletonizing_tasks, make_forge_task,
 # clean_skeleton_intermediates, swc_files, finished_labels
 
 log = logging.getLogger(__name__)
@@ -192,7 +192,7 @@ def _synapses_for_box(tree, labels: dict, box_nm: Bbox, resolution) -> Optional[
 # -- forge --------------------------------------------------------------------------------------------
 
 
-def _make_skeleton_task(shape, offset, synapse_index=None, resolution=None, **kwargs) -> SkeletonTask:
+def make_forge_task(shape, offset, synapse_index=None, resolution=None, **kwargs) -> SkeletonTask:
     """One forge task: it reads one voxel more than its grid cell on the high sides."""
     if synapse_index is not None:
         box_nm = Bbox(offset, [o + s for o, s in zip(offset, shape)]) * Vec(*resolution)
@@ -460,7 +460,7 @@ def apply_forge_plan(plan: SkeletonForgePlan) -> GridTasks:
     params.pop("info", None)
     finish = functools.partial(record_provenance, plan.cloudpath, FORGE_TASK, params)
     make = functools.partial(
-        _make_skeleton_task,
+        make_forge_task,
         synapse_index=plan.synapse_index[:2] if plan.synapse_index else None,
         resolution=plan.synapse_index[2] if plan.synapse_index else None,
         **plan.task_kwargs,

@@ -4,6 +4,7 @@ writes anything; what forged layers share is at the top (also used by ``skeleton
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Optional, Sequence
 
@@ -51,6 +52,9 @@ __all__ = [
     "skeleton_forge_record",
     "forge_bounds",
     "unsharded_labels",
+    "prepare_unsharded_skeleton_merge",
+    "prepare_sharded_skeleton_merge",
+    "PreparedSkeletonMerge",
 ]
 
 FORGE_TASK = "SkeletonTask"
@@ -110,7 +114,22 @@ def _check_no_pickles(layer_path: str, skel_dir: str, info: dict, vol: CloudVolu
         return
 
 
-def create_unsharded_skeleton_merge_tasks(
+@dataclasses.dataclass
+class PreparedSkeletonMerge:
+    """A validated skeleton merge: nothing written yet. ``labels``/``spec``/``root``: sharded only."""
+
+    vol: CloudVolume
+    skel_dir: str
+    info: dict
+    kwargs: dict
+    prefixes: list = dataclasses.field(default_factory=list)
+    magnitude: int = 0
+    root: Optional[str] = None
+    labels: Optional[np.ndarray] = None
+    spec: Optional[dict] = None
+
+
+def prepare_unsharded_skeleton_merge(
     layer_path: str,
     crop: int = 0,
     magnitude: int = 3,
@@ -118,15 +137,8 @@ def create_unsharded_skeleton_merge_tasks(
     max_cable_length: Optional[float] = None,
     tick_threshold: float = 6000,
     delete_fragments: bool = False,
-):
-    """Plan the unsharded merge: ``{skel_dir}/{segid}`` per label from its fragments.
-
-    One ``UnshardedSkeletonMergeTask`` per label-name prefix (about ``10^magnitude``); each
-    merges a label's fragments, then kimimaro's postprocess drops components shorter than
-    ``dust_threshold`` nm, breaks loops, joins close pieces and prunes ticks shorter than
-    ``tick_threshold`` nm (skipped above ``max_cable_length`` nm). ``crop`` trims each fragment
-    by that many voxels inside its box first. Refuses until every forge box has its ``.spatial``.
-    """
+) -> PreparedSkeletonMerge:
+    """Validate and plan ``create_unsharded_skeleton_merge_tasks`` without writing anything."""
     magnitude = int_at_least(magnitude, "magnitude", 1)
     crop = check_nonnegative_int(crop, "crop")
     dust_threshold, tick_threshold, max_cable_length = _check_merge_numbers(
@@ -148,8 +160,31 @@ def create_unsharded_skeleton_merge_tasks(
         tick_threshold=tick_threshold,
         delete_fragments=bool(delete_fragments),
     )
-    record_provenance(layer_path, "UnshardedSkeletonMergeTask", dict(kwargs, skel_dir=skel_dir, magnitude=magnitude))
-    return [UnshardedSkeletonMergeTask(layer_path, prefix, **kwargs) for prefix in legacy_merge_prefixes(magnitude)]
+    return PreparedSkeletonMerge(vol, skel_dir, info, kwargs, legacy_merge_prefixes(magnitude), magnitude)
+
+
+def create_unsharded_skeleton_merge_tasks(
+    layer_path: str,
+    crop: int = 0,
+    magnitude: int = 3,
+    dust_threshold: float = 4000,
+    max_cable_length: Optional[float] = None,
+    tick_threshold: float = 6000,
+    delete_fragments: bool = False,
+):
+    """Plan the unsharded merge: ``{skel_dir}/{segid}`` per label from its fragments.
+
+    One ``UnshardedSkeletonMergeTask`` per label-name prefix (about ``10^magnitude``); each
+    merges a label's fragments, then kimimaro's postprocess drops components shorter than
+    ``dust_threshold`` nm, breaks loops, joins close pieces and prunes ticks shorter than
+    ``tick_threshold`` nm (skipped above ``max_cable_length`` nm). ``crop`` trims each fragment
+    by that many voxels inside its box first. Refuses until every forge box has its ``.spatial``.
+    """
+    job = prepare_unsharded_skeleton_merge(**{k: v for k, v in locals().items()})
+    record_provenance(
+        layer_path, "UnshardedSkeletonMergeTask", dict(job.kwargs, skel_dir=job.skel_dir, magnitude=job.magnitude)
+    )
+    return [UnshardedSkeletonMergeTask(layer_path, prefix, **job.kwargs) for prefix in job.prefixes]
 
 
 def _check_frags_complete(vol: CloudVolume, layer_path: str, root: str, skel_dir: str, info: dict) -> None:
@@ -191,6 +226,32 @@ def create_sharded_skeleton_merge_tasks(
     Returns:
         A list of ``ShardedSkeletonMergeTask``, one per shard with labels.
     """
+    job = prepare_sharded_skeleton_merge(**{k: v for k, v in locals().items()})
+    fmt.write_skeleton_info(layer_path, job.skel_dir, dict(job.info, sharding=job.spec))
+    shards = write_shard_labels(subdir_path(layer_path, job.skel_dir), job.labels, job.spec)
+    record_provenance(
+        layer_path, "ShardedSkeletonMergeTask",
+        dict(job.kwargs, skel_dir=job.skel_dir, sharding=job.spec, num_labels=len(job.labels)),
+    )  # fmt: skip
+    return [ShardedSkeletonMergeTask(layer_path, shard, **job.kwargs) for shard in shards]
+
+
+def prepare_sharded_skeleton_merge(
+    layer_path: str,
+    dust_threshold: float,
+    tick_threshold: float,
+    shard_index_bytes: int = 2**13,
+    minishard_index_bytes: int = 2**15,
+    min_shards: int = 1,
+    minishard_index_encoding: str = "gzip",
+    data_encoding: str = "gzip",
+    max_cable_length: Optional[float] = None,
+    frag_path: Optional[str] = None,
+    cache: bool = False,
+    spatial_index_db: Optional[str] = None,
+    max_labels_per_shard: Optional[int] = None,
+) -> PreparedSkeletonMerge:
+    """Validate and plan ``create_sharded_skeleton_merge_tasks`` without writing anything."""
     dust_threshold, tick_threshold, max_cable_length = _check_merge_numbers(
         dust_threshold, tick_threshold, max_cable_length
     )
@@ -209,8 +270,6 @@ def create_sharded_skeleton_merge_tasks(
         len(labels), shard_index_bytes, minishard_index_bytes, min_shards, max_labels_per_shard,
         minishard_index_encoding, data_encoding,
     )  # fmt: skip
-    fmt.write_skeleton_info(layer_path, skel_dir, dict(info, sharding=spec))
-    shards = write_shard_labels(subdir_path(layer_path, skel_dir), labels, spec)
     kwargs = dict(
         dust_threshold=dust_threshold,
         tick_threshold=tick_threshold,
@@ -219,10 +278,7 @@ def create_sharded_skeleton_merge_tasks(
         spatial_index_db=spatial_index_db,
         max_cable_length=max_cable_length,
     )
-    record_provenance(
-        layer_path, "ShardedSkeletonMergeTask", dict(kwargs, skel_dir=skel_dir, sharding=spec, num_labels=len(labels))
-    )
-    return [ShardedSkeletonMergeTask(layer_path, shard, **kwargs) for shard in shards]
+    return PreparedSkeletonMerge(vol, skel_dir, info, kwargs, root=root, labels=labels, spec=spec)
 
 
 def unsharded_labels(cf: CloudFiles) -> np.ndarray:

@@ -246,13 +246,7 @@ class SkeletonTask(RegisteredTask):
         res_json = (info.get("spatial_index") or {}).get("resolution") or vol.info["scales"][self.mip]["resolution"]
         self._write_fragments(vol.meta.cloudpath, skel_dir, read, grid, res_json, fragments)
         if self.spatial_index:
-            CloudFiles(vol.meta.cloudpath, progress=False).put(
-                f"{skel_dir}/{spatial_index_filename(grid, res_json)}",
-                json.dumps(spatial).encode("utf8"),
-                compress="gzip",
-                content_type="application/json",
-                cache_control="no-cache",
-            )
+            self._write_spatial_index(vol.meta.cloudpath, skel_dir, grid, res_json, spatial)
 
     # -- preparing labels ---------------------------------------------------------------------
 
@@ -341,7 +335,16 @@ class SkeletonTask(RegisteredTask):
                 log.info("label %d: cross-section repair used its %s s budget", originals[label], budget)
         return skels
 
-    # -- writing ------------------------------------------------------------------------------
+    # -- writing (a dry run's plan measures these instead: igneous.plans.skeleton) -------------
+
+    def _write_spatial_index(self, layer: str, skel_dir: str, grid: Bbox, res_json, spatial: dict) -> None:
+        CloudFiles(layer, progress=False).put(
+            f"{skel_dir}/{spatial_index_filename(grid, res_json)}",
+            json.dumps(spatial).encode("utf8"),
+            compress="gzip",
+            content_type="application/json",
+            cache_control="no-cache",
+        )
 
     def _write_fragments(self, layer: str, skel_dir: str, read: Bbox, grid: Bbox, res_json, fragments: dict) -> None:
         if self.sharded:
@@ -416,6 +419,37 @@ def _crop_fragment(skel, name_box: str, crop: int, resolution) -> object:
     return skel.crop(Bbox(box.minpt + margin, box.maxpt - margin))
 
 
+def merge_unsharded_label(context: _MergeContext, label: int, named: List[tuple], crop: int, dust_threshold,
+                          tick_threshold, max_cable_length):  # fmt: skip
+    """One label's unsharded fragments ``[(name, bytes)]`` (in ``_box_order``) → its skeleton,
+    or None when the merge drops it as dust."""
+    frags, boxes = [], []
+    for name, data in named:
+        skel = fmt.decode_fragment(data, label, context.attributes, name=name)
+        if crop:
+            skel = _crop_fragment(skel, name.split(":", 1)[1], crop, context.resolution)
+        frags.append(skel)
+        nm = Bbox.from_filename(name.split(":", 1)[1], dtype=float)
+        boxes.append(Bbox(np.rint(np.asarray(nm.minpt) / context.resolution).astype(np.int64),
+                          np.rint(np.asarray(nm.maxpt) / context.resolution).astype(np.int64)))  # fmt: skip
+    skel = context.merge(frags, dust_threshold, tick_threshold, max_cable_length, boxes=boxes)
+    if skel is not None:
+        skel.id = label
+    return skel
+
+
+def merge_sharded_label(context: _MergeContext, label: int, entries: List[tuple], dust_threshold, tick_threshold,
+                        max_cable_length):  # fmt: skip
+    """One label's ``.frags`` entries ``[(task box, bytes)]`` (from ``collect_fragments``) → its
+    skeleton, or None when the merge drops it as dust."""
+    frags = [fmt.decode_skeleton(data, label, context.attributes) for _, data in entries]
+    reads = [Bbox(b.minpt, np.minimum(b.maxpt + 1, context.bounds_max)) for b, _ in entries]
+    skel = context.merge(frags, dust_threshold, tick_threshold, max_cable_length, boxes=reads)
+    if skel is not None:
+        skel.id = label
+    return skel
+
+
 class UnshardedSkeletonMergeTask(RegisteredTask):
     """Merge the fragments of every label whose file names start with ``prefix`` into
     ``{skel_dir}/{segid}``, then read every written skeleton back."""
@@ -436,7 +470,6 @@ class UnshardedSkeletonMergeTask(RegisteredTask):
         skel_dir, info, layer_info = _skel_context(self.cloudpath)
         context = _MergeContext(info, layer_info)
         attributes = context.attributes
-        resolution = layer_info["scales"][int(info.get("mip", 0))]["resolution"]
         directory = subdir_path(self.cloudpath, skel_dir)
         cf = subdir_files(directory)
         by_label: Dict[int, List[str]] = defaultdict(list)
@@ -458,25 +491,18 @@ class UnshardedSkeletonMergeTask(RegisteredTask):
             )
             finals = []
             for label in batch:
-                frags, boxes = [], []
+                named = []
                 for name in _box_order(by_label[label], lambda n: n.split(":", 1)[1]):
                     data = contents.pop(name, None)
                     if data is None:
                         raise IncompleteSkeletonError(f"label {label}: fragment {name} was listed but cannot be read")
-                    skel = fmt.decode_fragment(data, label, attributes, name=name)
-                    if self.crop:
-                        skel = _crop_fragment(skel, name.split(":", 1)[1], self.crop, resolution)
-                    frags.append(skel)
-                    nm = Bbox.from_filename(name.split(":", 1)[1], dtype=float)
-                    boxes.append(Bbox(np.rint(np.asarray(nm.minpt) / context.resolution).astype(np.int64),
-                                      np.rint(np.asarray(nm.maxpt) / context.resolution).astype(np.int64)))  # fmt: skip
-                skel = context.merge(
-                    frags, self.dust_threshold, self.tick_threshold, self.max_cable_length, boxes=boxes
+                    named.append((name, data))
+                skel = merge_unsharded_label(
+                    context, label, named, self.crop, self.dust_threshold, self.tick_threshold, self.max_cable_length
                 )
                 if skel is None:
                     dust.append(label)
                     continue
-                skel.id = label
                 data = fmt.encode_skeleton(skel, attributes)
                 finals.append((str(label), data))
                 written[label] = len(skel.vertices)
@@ -658,14 +684,12 @@ class ShardedSkeletonMergeTask(RegisteredTask):
         del locations
         payloads, dust = {}, []
         for label in labels:
-            entries = raw.pop(label)
-            frags = [fmt.decode_skeleton(data, label, attributes) for _, data in entries]
-            reads = [Bbox(b.minpt, np.minimum(b.maxpt + 1, context.bounds_max)) for b, _ in entries]
-            skel = context.merge(frags, self.dust_threshold, self.tick_threshold, self.max_cable_length, boxes=reads)
+            skel = merge_sharded_label(
+                context, label, raw.pop(label), self.dust_threshold, self.tick_threshold, self.max_cable_length
+            )
             if skel is None:
                 dust.append(label)
                 continue
-            skel.id = label
             payloads[label] = fmt.encode_skeleton(skel, attributes)
         if dust:
             log.info(

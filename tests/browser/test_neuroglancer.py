@@ -269,6 +269,88 @@ def test_a_mesh_missing_from_the_files_shows_as_missing(ng, serve, meshed, tmp_p
     assert any(r.path.endswith(f"/{BALL}:0") and r.status == 404 for r in server.requests)
 
 
+# -- skeletons ---------------------------------------------------------------------------------
+
+# 128×128×64 uint64 at 8 nm: thick tubes (radius 6 voxels), each crossing task seams of the
+# 64×64×64 forge: 7 along x (at y = 32), 42 along y (at x = 96), 1000000007 along x (at y = 100,
+# x < 56). Seen down the z axis, 7 is a horizontal line in the upper half, 42 a vertical line in
+# the right half and 1000000007 a shorter horizontal line at the lower left.
+TUBE_X, TUBE_Y, OTHER = BALL, BOX, BIG
+
+
+def tubes() -> np.ndarray:
+    x, y, z = np.meshgrid(*(np.arange(n) for n in SEG_SHAPE), indexing="ij")
+    seg = np.zeros(SEG_SHAPE, dtype=np.uint64)
+    seg[((y - 32) ** 2 + (z - 32) ** 2 < 36) & (x >= 8) & (x < 120)] = TUBE_X
+    seg[((x - 96) ** 2 + (z - 32) ** 2 < 36) & (y >= 48) & (y < 120)] = TUBE_Y
+    seg[((y - 100) ** 2 + (z - 32) ** 2 < 36) & (x >= 8) & (x < 56)] = OTHER
+    return seg
+
+
+@pytest.fixture(scope="module")
+def skeletonized(tmp_path_factory):
+    """The tubes forged in 2×2×1 tasks and merged into one unsharded skeleton per label."""
+    root = tmp_path_factory.mktemp("skel")
+    path = make_layer(f"file://{root}/tubes", tubes(), resolution=(8, 8, 8), chunk_size=(64, 64, 32),
+                      encoding="compressed_segmentation")  # fmt: skip
+    run(tc.create_skeletonizing_tasks(path, 0, shape=(64, 64, 64), teasar_params={"scale": 4, "const": 10}))
+    run(tc.create_unsharded_skeleton_merge_tasks(path, magnitude=1, dust_threshold=200, tick_threshold=0))
+    return path
+
+
+def skeleton_state(path: str, name: str, url: str, selected) -> dict:
+    """The 3-D panel alone, looking down z (x right, y down), skeletons as thick lines."""
+    state = viewer_state([source(path, name, url)], position=(64, 64, 32), layout="3d")
+    state.update(BLACK_VIEW, showSlices=False, projectionScale=160, projectionOrientation=[0, 0, 0, 1])
+    state = seg_layer(state, selected)
+    state["layers"][0]["skeletonRendering"] = {"mode3d": "lines", "lineWidth3d": 4}
+    return state
+
+
+def extent(mask: np.ndarray) -> tuple:
+    """(rows spanned, columns spanned, centre row, centre column) of a mask's pixels."""
+    rows, cols = np.nonzero(mask)
+    return rows.max() - rows.min() + 1, cols.max() - cols.min() + 1, rows.mean(), cols.mean()
+
+
+def test_skeletons_of_selected_labels_run_along_their_tubes(ng, serve, skeletonized):
+    path = skeletonized
+    assert CloudVolume(path).skeleton.get(TUBE_X).cable_length() > 700  # one piece across the seam
+    server = serve({"skel": path})
+    shot = ng.show(skeleton_state(path, "skel", server.url("skel"), [TUBE_X, TUBE_Y]), "skeletons_3d")
+    masks = colour_masks(shot)
+    assert masks[TUBE_X].sum() > 100 and masks[TUBE_Y].sum() > 100, (masks[TUBE_X].sum(), masks[TUBE_Y].sum())
+    h, w, row_x, col_x = extent(masks[TUBE_X])
+    assert w > 4 * h and w > 0.5 * SIZE[0], (h, w)  # a horizontal line most of the view wide …
+    h, w, row_y, col_y = extent(masks[TUBE_Y])
+    assert h > 4 * w and h > 0.3 * SIZE[1], (h, w)  # … and a vertical one
+    assert row_x < row_y and col_y > col_x  # 7 in the upper half, 42 on the right
+    assert masks[OTHER].sum() == 0  # not selected: not drawn …
+    assert any(r.path.endswith(f"/{TUBE_X}") and r.status == 200 for r in server.requests)
+    shot = ng.show(skeleton_state(path, "skel", server.url("skel"), [TUBE_X, TUBE_Y, OTHER]), "skeletons_3d_all")
+    h, w, row_o, col_o = extent(colour_masks(shot)[OTHER])  # … selected: drawn, lower left
+    assert w > 4 * h and row_o > row_x and col_o < col_y, (h, w, row_o, col_o)
+
+
+def test_a_skeleton_missing_from_the_files_shows_nothing(ng, serve, skeletonized, tmp_path):
+    copy = tmp_path / "tubes"
+    shutil.copytree(skeletonized[len("file://") :], copy)
+    skel_dir = CloudVolume(f"file://{copy}").info["skeletons"]
+    CloudFiles(f"file://{copy}/{skel_dir}").delete([str(TUBE_Y)])
+    server = serve({"skel": f"file://{copy}"})
+    state = skeleton_state(f"file://{copy}", "skel", server.url("skel"), [TUBE_X, TUBE_Y])
+
+    # As with a missing mesh, the view never reports loaded: load it in a page of its own.
+    def other_drawn(shot):
+        return colour_masks(shot[WINDOW_VIEW])[TUBE_X].sum() > 100
+
+    shot = ng.open_url(state_url(state, ng.client_url), "skeleton_missing", loaded=other_drawn)[WINDOW_VIEW]
+    masks = colour_masks(shot)
+    assert masks[TUBE_X].sum() > 100  # the other skeleton is drawn …
+    assert masks[TUBE_Y].sum() == 0  # … the removed one is not
+    assert any(r.path.endswith(f"/{TUBE_Y}") and r.status == 404 for r in server.requests)
+
+
 # -- igneous view ------------------------------------------------------------------------------
 
 
