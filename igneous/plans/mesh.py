@@ -129,9 +129,19 @@ FORGE_SAMPLE_VOXELS = 2**22  # about 20 s of forging at the calibrated rate
 
 def _spatial_labels(layer_path: str, mesh_dir: str, vol: CloudVolume, info: dict) -> tuple[dict, list]:
     """``{label: [boxes]}`` from the forge's .spatial files, and their names."""
+    labels, names = _spatial_labels_and_reads(layer_path, mesh_dir, vol, info)[:2]
+    return labels, names
+
+
+def _spatial_labels_and_reads(layer_path: str, mesh_dir: str, vol: CloudVolume, info: dict) -> tuple[dict, list, int]:
+    """``_spatial_labels``, and how many .spatial files the merge's planning reads to see that
+    the forge found a label (``checks.forge_found_labels``)."""
+    from igneous.task_creation.checks import found_labels_reads
+
     names, spatial = spatial_labels(meshes.mesh_path(layer_path, mesh_dir), vol.meta.bounds(int(info["mip"])), info)
     res = info["spatial_index"]["resolution"]
-    return {label: [meshes.box_from_spatial_filename(n, res) for n in ns] for label, ns in names.items()}, spatial
+    boxes = {label: [meshes.box_from_spatial_filename(n, res) for n in ns] for label, ns in names.items()}
+    return boxes, spatial, found_labels_reads(spatial, {n for ns in names.values() for n in ns})
 
 
 def plan_mesh_manifest(layer_path: str, magnitude: int = 3, mesh_dir: Optional[str] = None) -> Plan:
@@ -141,7 +151,7 @@ def plan_mesh_manifest(layer_path: str, magnitude: int = 3, mesh_dir: Optional[s
 
     mesh_dir, magnitude, tasks = prepare_mesh_manifest(layer_path, magnitude, mesh_dir)
     vol, _, info = require_mesh_info(layer_path, mesh_dir)
-    labels, spatial = _spatial_labels(layer_path, mesh_dir, vol, info)
+    labels, spatial, label_reads = _spatial_labels_and_reads(layer_path, mesh_dir, vol, info)
     manifest_bytes = sum(
         len(json.dumps({"fragments": [meshes.fragment_filename(label, 0, b) for b in boxes]}).encode())
         for label, boxes in labels.items()
@@ -164,6 +174,7 @@ def plan_mesh_manifest(layer_path: str, magnitude: int = 3, mesh_dir: Optional[s
     plan.add_requests({"LIST": max(len(tasks), -(-files_listed // 1000))})
     plan.add_requests({"GET": len(labels), "PUT": len(labels)})  # each manifest written, then read back
     plan.add_requests({"HEAD": len(spatial)})  # planning: every .spatial marker is checked
+    plan.add_requests({"GET": label_reads})  # planning: .spatial files read until one lists a label
     return finish_plan(plan, layer_path)
 
 
@@ -184,7 +195,7 @@ def plan_unsharded_multires_merge(cloudpath: str, **kwargs) -> Plan:
     from igneous.task_creation.multires import prepare_unsharded_multires_merge
 
     job = prepare_unsharded_multires_merge(cloudpath, **kwargs)
-    labels, spatial = _spatial_labels(cloudpath, job.mesh_dir, job.vol, job.info)
+    labels, spatial, label_reads = _spatial_labels_and_reads(cloudpath, job.mesh_dir, job.vol, job.info)
     forged, merged = _merged_bytes(cloudpath, job.mesh_dir, [], int(job.kwargs["num_lod"]), False)
     tasks = len(job.prefixes)
     plan = Plan(
@@ -200,7 +211,7 @@ def plan_unsharded_multires_merge(cloudpath: str, **kwargs) -> Plan:
     fragments = sum(len(b) for b in labels.values())
     plan.add_requests(task_requests(plan.task), tasks)
     plan.add_requests({"LIST": max(tasks, -(-fragments // 1000)), "GET": fragments, "PUT": 2 * len(labels)})
-    plan.add_requests({"HEAD": len(spatial)})
+    plan.add_requests({"HEAD": len(spatial), "GET": label_reads})  # planning: markers, labels found
     plan.notes.append(
         "merged bytes use igneous.throughput.MESH_MERGE_BYTES_RATIO (Draco bytes per forged byte, measured)"
     )
