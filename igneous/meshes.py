@@ -116,8 +116,8 @@ def resolve_mesh_dir(info: dict, mesh_dir: Optional[str] = None) -> Optional[str
     """The mesh directory a command acts on: the given one, else the layer info's ``mesh``."""
     if mesh_dir is not None:  # given, even empty: it must name a folder inside the layer
         return subdirectory(mesh_dir, "mesh_dir (--dir)")
-    found = info.get("mesh")
-    return str(found).strip("/") if found else None
+    found = info.get("mesh")  # the layer's own pointer must stay inside it too
+    return subdirectory(found, 'the layer info\'s "mesh"', "mesh_mip_0_err_40") if found else None
 
 
 def legacy_mesh_info(mip: int, shape: Sequence[int], resolution: Sequence[float], spatial_index: bool = True) -> dict:

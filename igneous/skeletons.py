@@ -81,9 +81,9 @@ def default_skel_dir(mip: int) -> str:
 def resolve_skel_dir(info: dict, skel_dir: Optional[str] = None) -> Optional[str]:
     """The skeleton directory a command acts on: the given one, else the layer info's ``skeletons``."""
     if skel_dir is not None:  # given, even empty: it must name a folder inside the layer
-        return subdirectory(skel_dir, "skel_dir (--dir)")
-    found = info.get("skeletons")
-    return str(found).strip("/") if found else None
+        return subdirectory(skel_dir, "skel_dir (--dir)", "skeletons_mip_0")
+    found = info.get("skeletons")  # the layer's own pointer must stay inside it too
+    return subdirectory(found, 'the layer info\'s "skeletons"', "skeletons_mip_0") if found else None
 
 
 def vertex_attributes(cross_sectional_area: bool) -> list[dict]:

@@ -133,7 +133,7 @@ def label_list(ids, name: str) -> Optional[list]:
     return values
 
 
-def subdirectory(name, what: str = "directory") -> str:
+def subdirectory(name, what: str = "directory", example: str = "mesh_mip_0_err_40") -> str:
     """A relative path that stays inside the layer: no ``..``, no absolute path, no URL."""
     text = str(name).strip().strip("/") if name is not None else ""
     parts = text.split("/")
@@ -145,6 +145,6 @@ def subdirectory(name, what: str = "directory") -> str:
         or "\\" in text
     ):
         raise InvalidParameterError(
-            f"{what} must be a folder name inside the layer (e.g. mesh_mip_0_err_40); got {name!r}"
+            f"{what} must be a folder name inside the layer (e.g. {example}); got {name!r}"
         )
     return text

@@ -31,6 +31,7 @@ __all__ = [
     "check_forged_object_ids",
     "check_forge_found_labels",
     "forge_found_labels",
+    "found_labels_reads",
     "check_same_grid",
     "refuse_index_of_unfinished_forge",
     "require_sub_info",
@@ -62,9 +63,13 @@ def require_sub_info(
 
     vol = open_segmentation(layer_path, 0, what or f"{kind} work")
     if subdir is not None:  # given, even empty: it must name a folder inside the layer
-        found = subdirectory(subdir, f"{'mesh_dir' if key == 'mesh' else 'skel_dir'} (--dir)")
+        found = subdirectory(
+            subdir, f"{'mesh_dir' if key == 'mesh' else 'skel_dir'} (--dir)",
+            "mesh_mip_0_err_40" if key == "mesh" else "skeletons_mip_0",
+        )
     else:
-        found = str(vol.info[key]).strip("/") if vol.info.get(key) else None
+        found = vol.info.get(key) or None
+        found = subdirectory(found, f"the layer info's {key!r}") if found else None
     info = read_sub_info(layer_path, found) if found else None
     if info is None:
         where = f"{layer_path}/{found}/info" if found else f"{layer_path} (its info has no '{key}')"
@@ -206,6 +211,9 @@ def check_forged_object_ids(
         )
 
 
+FOUND_LABELS_BATCH = 1000
+
+
 def forge_found_labels(vol: CloudVolume, layer_path: str, subdir: str, info: dict) -> bool:
     """Whether any ``.spatial`` file of the forge lists a label (read in batches, stopping at
     the first that does). Without a spatial index nobody can tell: ``True``."""
@@ -213,10 +221,19 @@ def forge_found_labels(vol: CloudVolume, layer_path: str, subdir: str, info: dic
         return True
     names = spatial.expected_spatial_names(vol.meta.bounds(int(info.get("mip", 0))), info)
     cf = CloudFiles(subdir_path(layer_path, subdir), progress=False)
-    for start in range(0, len(names), 1000):
-        if any(content for content in cf.get_json(names[start : start + 1000])):
+    for start in range(0, len(names), FOUND_LABELS_BATCH):
+        if any(content for content in cf.get_json(names[start : start + FOUND_LABELS_BATCH])):
             return True
     return False
+
+
+def found_labels_reads(names: list, holding: set) -> int:
+    """The ``.spatial`` files ``forge_found_labels`` reads, given the forge's ``names`` in order
+    and the ones ``holding`` a label: whole batches up to the first that lists one."""
+    first = next((i for i, name in enumerate(names) if name in holding), None)
+    if first is None:
+        return len(names)
+    return min(len(names), (first // FOUND_LABELS_BATCH + 1) * FOUND_LABELS_BATCH)
 
 
 def check_forge_found_labels(layer_path: str, subdir: str, found: bool) -> None:

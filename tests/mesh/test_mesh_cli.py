@@ -229,3 +229,21 @@ def test_dir_normal_names_and_python_api(layer):
     result = invoke("mesh", "forge", seg, "--dir", "mesh_mip_0_err_40")
     assert result.exit_code == 0, result.output
     assert meshes.read_mesh_info(seg, "mesh_mip_0_err_40") is not None
+
+
+@pytest.mark.parametrize(
+    "key,args",
+    [("mesh", ["mesh", "merge"]), ("mesh", ["mesh", "forge"]), ("mesh", ["mesh", "clean"]),
+     ("skeletons", ["skeleton", "merge"]), ("skeletons", ["skeleton", "forge"])],
+)  # fmt: skip
+def test_an_info_pointing_outside_the_layer_is_refused(layer, tmp_path, key, args):
+    seg = layer(np.ones((8, 8, 8), np.uint32), name="seg")
+    vol = CloudVolume(seg)
+    vol.info[key] = "../outside"
+    vol.commit_info()
+    before = tree(tmp_path)
+    result = invoke(*args, seg)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and f"the layer info's {key!r}" in lines[0].replace('"', "'"), result.output
+    assert tree(tmp_path) == before
