@@ -65,8 +65,8 @@ def main() -> int:
     original = CloudVolume(src)[:, :, :]
     copy = CloudVolume(dest)[:, :, :]
     print(f"\nrechunked copy identical to the source: {bool(np.array_equal(original, copy))}")
-    print("\nview it in Neuroglancer (serves the layer on localhost and prints the URL):")
-    print(f"  python -c \"from cloudvolume import CloudVolume; CloudVolume('{src}').viewer()\"")
+    print("\nsee both in Neuroglancer (serves the layers on localhost until Ctrl-C and prints the URL):")
+    print(f"  igneous view {src} {dest}")
     return 0
 
 
