@@ -15,7 +15,7 @@ from igneous import spatial
 from igneous.errors import InvalidParameterError
 from igneous.layerfiles import subdir_path
 from igneous.ops.voxels import intmap_key
-from igneous.validate import subdirectory, whole
+from igneous.validate import whole
 from igneous.volumes import open_volume
 
 __all__ = [
@@ -60,16 +60,12 @@ def require_sub_info(
     """``(vol, subdir, sub-info)`` of a forged layer: ``subdir`` if given, else the layer info's
     ``key`` (``mesh``, ``skeletons``); refuses when there is nothing forged."""
     from igneous.layerfiles import read_sub_info
+    from igneous.meshes import resolve_mesh_dir
+    from igneous.skeletons import resolve_skel_dir
 
     vol = open_segmentation(layer_path, 0, what or f"{kind} work")
-    if subdir is not None:  # given, even empty: it must name a folder inside the layer
-        found = subdirectory(
-            subdir, f"{'mesh_dir' if key == 'mesh' else 'skel_dir'} (--dir)",
-            "mesh_mip_0_err_40" if key == "mesh" else "skeletons_mip_0",
-        )
-    else:
-        found = vol.info.get(key) or None
-        found = subdirectory(found, f"the layer info's {key!r}") if found else None
+    resolve = {"mesh": resolve_mesh_dir, "skeletons": resolve_skel_dir}[key]
+    found = resolve(vol.info, subdir)  # the one place a --dir or the info's pointer is checked
     info = read_sub_info(layer_path, found) if found else None
     if info is None:
         where = f"{layer_path}/{found}/info" if found else f"{layer_path} (its info has no '{key}')"
