@@ -127,15 +127,9 @@ def plan_meshing(layer_path: str, mip: int, **kwargs) -> Plan:
 FORGE_SAMPLE_VOXELS = 2**22  # about 20 s of forging at the calibrated rate
 
 
-def _spatial_labels(layer_path: str, mesh_dir: str, vol: CloudVolume, info: dict) -> tuple[dict, list]:
-    """``{label: [boxes]}`` from the forge's .spatial files, and their names."""
-    labels, names = _spatial_labels_and_reads(layer_path, mesh_dir, vol, info)[:2]
-    return labels, names
-
-
-def _spatial_labels_and_reads(layer_path: str, mesh_dir: str, vol: CloudVolume, info: dict) -> tuple[dict, list, int]:
-    """``_spatial_labels``, and how many .spatial files the merge's planning reads to see that
-    the forge found a label (``checks.forge_found_labels``)."""
+def _spatial_labels(layer_path: str, mesh_dir: str, vol: CloudVolume, info: dict) -> tuple[dict, list, int]:
+    """``{label: [boxes]}`` from the forge's .spatial files, their names, and how many of them
+    a merge's planning reads to see that the forge found a label (``checks.forge_found_labels``)."""
     from igneous.task_creation.checks import found_labels_reads
 
     names, spatial = spatial_labels(meshes.mesh_path(layer_path, mesh_dir), vol.meta.bounds(int(info["mip"])), info)
@@ -151,7 +145,7 @@ def plan_mesh_manifest(layer_path: str, magnitude: int = 3, mesh_dir: Optional[s
 
     mesh_dir, magnitude, tasks = prepare_mesh_manifest(layer_path, magnitude, mesh_dir)
     vol, _, info = require_mesh_info(layer_path, mesh_dir)
-    labels, spatial, label_reads = _spatial_labels_and_reads(layer_path, mesh_dir, vol, info)
+    labels, spatial, label_reads = _spatial_labels(layer_path, mesh_dir, vol, info)
     manifest_bytes = sum(
         len(json.dumps({"fragments": [meshes.fragment_filename(label, 0, b) for b in boxes]}).encode())
         for label, boxes in labels.items()
@@ -195,7 +189,7 @@ def plan_unsharded_multires_merge(cloudpath: str, **kwargs) -> Plan:
     from igneous.task_creation.multires import prepare_unsharded_multires_merge
 
     job = prepare_unsharded_multires_merge(cloudpath, **kwargs)
-    labels, spatial, label_reads = _spatial_labels_and_reads(cloudpath, job.mesh_dir, job.vol, job.info)
+    labels, spatial, label_reads = _spatial_labels(cloudpath, job.mesh_dir, job.vol, job.info)
     forged, merged = _merged_bytes(cloudpath, job.mesh_dir, [], int(job.kwargs["num_lod"]), False)
     tasks = len(job.prefixes)
     plan = Plan(
@@ -224,7 +218,7 @@ def plan_sharded_multires_merge(cloudpath: str, **kwargs) -> Plan:
 
     job = prepare_sharded_multires_merge(cloudpath, **kwargs)
     frag_root = job.kwargs.get("frag_path") or cloudpath
-    labels_boxes, spatial = _spatial_labels(cloudpath, job.mesh_dir, job.vol, job.info)
+    labels_boxes, spatial, _ = _spatial_labels(cloudpath, job.mesh_dir, job.vol, job.info)
     res = job.info["spatial_index"]["resolution"]
     frags = [meshes.frags_filename_from_spatial(n, res) for n in spatial]
     forged, merged = _merged_bytes(frag_root, job.mesh_dir, frags, int(job.kwargs["num_lod"]), True)
